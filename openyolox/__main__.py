@@ -1,0 +1,5 @@
+import sys
+
+from openyolox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""``openyolox`` command line: one module per sub-command.
+
+Each module in this package defines ``add_parser(subparsers)`` and ``run(args) -> int``.
+User errors (:class:`openyolox.errors.OpenYoloxError`, missing files, bad values) print one
+line and exit 1; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+# sub-command name -> module in this package
+COMMANDS = {
+    "train": "train",
+    "val": "val",
+    "predict": "predict",
+    "export": "export",
+    "benchmark": "benchmark",
+    "check-data": "check_data",
+}
+
+
+def _build_parser(available: dict) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openyolox", description="YOLOX object detection")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in available.items():
+        module.add_parser(sub)
+    return parser
+
+
+def _available_commands() -> dict:
+    found = {}
+    for name, mod_name in COMMANDS.items():
+        try:
+            found[name] = importlib.import_module(f"openyolox.cli.{mod_name}")
+        except ModuleNotFoundError as exc:  # command not implemented in this build
+            if exc.name != f"openyolox.cli.{mod_name}":
+                raise
+    return found
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    available = _available_commands()
+    parser = _build_parser(available)
+    # `openyolox train` with no arguments is the main job: argparse handles it as usual.
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    from openyolox.errors import OpenYoloxError
+
+    try:
+        return int(available[args.command].run(args) or 0)
+    except KeyboardInterrupt:
+        print("openyolox: interrupted", file=sys.stderr)
+        return 130
+    except (OpenYoloxError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"openyolox {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad path, a malformed annotation file, an unknown model
+name) raises one of these with a message that names the file and says how to fix it.
+The CLI prints the message on one line and exits non-zero; a traceback is shown only
+with ``--debug``.
+"""
+
+
+class OpenYoloxError(Exception):
+    """Base class for errors caused by input the user can fix."""
+
+
+class DataError(OpenYoloxError):
+    """A dataset, image or annotation file is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(OpenYoloxError):
+    """A checkpoint is unsafe, unreadable, or does not fit the model."""
+
+
+class ConfigError(OpenYoloxError):
+    """An option value is invalid (unknown model name, bad image size, ...)."""
