@@ -1,0 +1,1 @@
+"""Box operations and NMS shared by training, evaluation, inference and export."""
