@@ -1,0 +1,1 @@
+"""YOLOX networks: building blocks, backbones, necks, the decoupled head."""
