@@ -1,0 +1,54 @@
+"""Options and helpers shared by several sub-commands."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Optional
+
+from openyolox.errors import ConfigError
+
+
+def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = "yolox-s") -> None:
+    p.add_argument("--model", default=default_model, help="model name (yolox-nano..yolox-x, yolox-darknet53) "
+                   "or an exported/checkpoint file")
+    p.add_argument("--weights", help="checkpoint to load (openyolox or reference YOLOX .pth)")
+    p.add_argument("--imgsz", type=int, help="input size, a multiple of 32 (default: the model's test size)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--half", action="store_true", help="FP16 inference (CUDA only)")
+
+
+def check_device(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    elif device != "cpu":
+        raise ConfigError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return device
+
+
+def check_file(path: Optional[str], what: str) -> Optional[str]:
+    if path is not None and not Path(path).exists():
+        raise ConfigError(f"{what} not found: {path}")
+    return path
+
+
+def new_run_dir(out: Optional[str], base: str) -> Path:
+    """``out`` if given, else the first free runs/<base>/expN; created and checked writable."""
+    if out:
+        path = Path(out)
+    else:
+        root = Path("runs") / base
+        n = 1
+        while (root / f"exp{n}").exists():
+            n += 1
+        path = root / f"exp{n}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"output folder {path} is not writable; choose another with --out")
+    return path
