@@ -18,6 +18,18 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = "y
     p.add_argument("--half", action="store_true", help="FP16 inference (CUDA only)")
 
 
+def validate_model_args(args: argparse.Namespace) -> None:
+    """Fail fast, before anything heavy runs, on the options every model command shares."""
+    from openyolox.config import canonical_name, check_image_size
+
+    check_device(args.device)
+    check_file(args.weights, "weights file")
+    if args.imgsz is not None:
+        check_image_size(args.imgsz)
+    if args.model and not Path(args.model).exists():
+        canonical_name(args.model)
+
+
 def check_device(device: str) -> str:
     if device.startswith("cuda"):
         import torch

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from openyolox.cli.common import add_model_args, check_device, check_file, new_run_dir
-from openyolox.errors import ConfigError, DataError
+from openyolox.cli.common import add_model_args, new_run_dir, validate_model_args
+from openyolox.errors import DataError
 
 
 def add_parser(sub) -> None:
@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from openyolox.data.image_io import read_image
     from openyolox.inference.visualize import draw_detections
 
-    check_device(args.device)
-    check_file(args.weights, "weights file")
+    validate_model_args(args)
     source = args.source
     is_cam = source.isdigit()
     src_path = Path(source)
