@@ -1,0 +1,98 @@
+"""Learning-rate schedule, parameter groups and EMA of the YOLOX recipe (YOLOX_SPEC.md s7)."""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Dict
+
+import torch
+from torch import nn
+
+BASIC_LR_PER_IMAGE = 0.01 / 64
+
+
+@dataclass(frozen=True)
+class WarmCosineSchedule:
+    """Quadratic warm-up from 0, cosine down to min_lr_ratio*lr, then flat for the final
+    no-augmentation iterations. All counts are in iterations."""
+
+    base_lr: float
+    total_iters: int
+    warmup_iters: int
+    no_aug_iters: int
+    min_lr_ratio: float = 0.05
+    warmup_lr_start: float = 0.0
+
+    def __call__(self, it: int) -> float:
+        min_lr = self.base_lr * self.min_lr_ratio
+        if it <= self.warmup_iters:
+            if self.warmup_iters == 0:
+                return self.base_lr
+            return (self.base_lr - self.warmup_lr_start) * (it / self.warmup_iters) ** 2 + self.warmup_lr_start
+        if it >= self.total_iters - self.no_aug_iters:
+            return min_lr
+        span = max(self.total_iters - self.warmup_iters - self.no_aug_iters, 1)
+        progress = (it - self.warmup_iters) / span
+        return min_lr + 0.5 * (self.base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4
+                    ) -> torch.optim.SGD:
+    """SGD Nesterov with three groups: BN weights (no decay), conv/linear weights (decay),
+    biases (no decay)."""
+    bn_weights, weights, biases = [], [], []
+    for module in model.modules():
+        if hasattr(module, "bias") and isinstance(module.bias, nn.Parameter):
+            biases.append(module.bias)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            bn_weights.append(module.weight)
+        elif hasattr(module, "weight") and isinstance(module.weight, nn.Parameter):
+            weights.append(module.weight)
+    optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=momentum, nesterov=True)
+    optimizer.add_param_group({"params": weights, "weight_decay": weight_decay})
+    optimizer.add_param_group({"params": biases})
+    return optimizer
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class ModelEMA:
+    """Exponential moving average of every float entry of the state dict.
+
+    decay(updates) = 0.9998 * (1 - exp(-updates / 2000)): close to 0 at the start so the
+    average follows the fast-changing early weights, approaching 0.9998 later.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.9998, ramp: float = 2000.0, updates: int = 0):
+        self.ema = copy.deepcopy(unwrap(model)).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.decay_max, self.ramp, self.updates = decay, ramp, updates
+
+    def decay(self) -> float:
+        return self.decay_max * (1 - math.exp(-self.updates / self.ramp))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = self.decay()
+        current = unwrap(model).state_dict()
+        for key, value in self.ema.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.mul_(d).add_(current[key].detach(), alpha=1 - d)
+
+    def state_dict(self) -> Dict:
+        return {"model": self.ema.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: Dict) -> None:
+        self.ema.load_state_dict(state["model"])
+        self.updates = int(state["updates"])
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / DataParallel."""
+    return model.module if hasattr(model, "module") else model
