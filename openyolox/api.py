@@ -20,3 +20,10 @@ def build_model(name: str = "yolox-s", num_classes: int = 80, iou_type: str = "i
     model = create_model(name, num_classes)
     model.criterion = YOLOXCriterion(iou_type)
     return model
+
+
+def train(model: str = "yolox-nano", data: str = "builtin", resume=None, **kwargs):
+    """Train YOLOX (see TrainConfig for the options); returns the run folder (a Path)."""
+    from openyolox.training.trainer import train as _train
+
+    return _train(model=model, data=data, resume=resume, **kwargs)

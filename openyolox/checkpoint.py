@@ -6,10 +6,8 @@ scalar/array types allowed on top of torch's own (reference training checkpoints
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple, Union
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from openyolox.atomic import atomic_write
 from openyolox.errors import CheckpointError
 
 PathLike = Union[str, Path]
@@ -138,19 +137,8 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
 
 
 def save_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` with torch.save atomically: a temp file in the same folder, flushed
-    to disk, then renamed over ``path``. A crash leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(dict(payload), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``payload`` with torch.save atomically (see :mod:`openyolox.atomic`): a crash
+    leaves the previous file intact."""
+    with atomic_write(path, "wb") as fh:
+        torch.save(dict(payload), fh)
+    return Path(path)

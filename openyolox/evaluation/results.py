@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Sequence, Tuple, U
 
 import numpy as np
 
+from openyolox.atomic import atomic_write
 from openyolox.data.records import DatasetSplit, ImageId
 from openyolox.errors import DataError
 
@@ -208,10 +209,6 @@ def load_coco_results(path: Union[str, Path], split: DatasetSplit) -> List[dict]
 
 def save_coco_results(results: Sequence[dict], path: Union[str, Path]) -> Path:
     """Write COCO results to ``path`` as json (floats exactly, see module docstring)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w") as f:
         json.dump(list(results), f)
-    tmp.replace(path)
-    return path
+    return Path(path)

@@ -30,10 +30,11 @@ class TorchBackend:
         self.dtype = torch.float16 if half else torch.float32
         self.num_classes = model.num_classes
 
-    def __call__(self, batch: np.ndarray) -> torch.Tensor:
-        """batch: (B, 3, H, W) uint8 or float 0..255 -> (B, A, 5+C) float32 decoded."""
+    def __call__(self, batch) -> torch.Tensor:
+        """batch: (B, 3, H, W) uint8 or float 0..255, numpy or torch -> (B, A, 5+C) float32 decoded."""
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+            x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+            x = x.to(self.device, non_blocking=True)
             out = self.model(x.to(self.dtype))
             return out.float()
 

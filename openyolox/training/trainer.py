@@ -1,0 +1,481 @@
+"""The YOLOX training loop (YOLOX_SPEC.md sections 6-7), top to bottom.
+
+setup: data (checked) -> model (+ fine-tune weights) -> optimiser, schedule, EMA, AMP scaler
+loop:  per epoch [switch to no-aug + L1 near the end] -> per batch [lr, multi-scale resize,
+       forward+loss, finite check, backward, step, EMA] -> eval (EMA weights) -> checkpoints
+end:   final evaluation, predictions, plots, metrics.json; the run folder is returned.
+
+Checkpoints (`last.pth`, `best.pth`) are written atomically and hold everything `--resume`
+needs to continue exactly where a run stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from openyolox.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from openyolox.config import ModelConfig, check_image_size, get_preset
+from openyolox.data.checks import check_split, drop_bad_samples
+from openyolox.data.dataset import (TrainDataset, build_train_loader, multiscale_size_range, random_size,
+                                    resize_batch)
+from openyolox.data.records import DatasetSplit
+from openyolox.data.sources import load_split
+from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
+from openyolox.evaluation.coco import evaluate_coco
+from openyolox.evaluation.runner import predict_split
+from openyolox.models.yolox import YOLOX, create_model
+from openyolox.training.criterion import YOLOXCriterion
+from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
+                                            init_distributed, shutdown_distributed)
+from openyolox.training.logs import RunLogger
+from openyolox.training.schedule import (BASIC_LR_PER_IMAGE, ModelEMA, WarmCosineSchedule, build_optimizer,
+                                         set_lr, unwrap)
+
+MULTISCALE_EVERY = 10  # iterations between input-size changes
+
+
+class NonFiniteLossError(OpenYoloxError):
+    """The loss became NaN/inf; the last good weights were saved."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; plain values, stored in every checkpoint.
+
+    None means "the default for this model and dataset" (see :func:`resolve_defaults`).
+    """
+
+    model: str = "yolox-nano"
+    data: str = "builtin"
+    epochs: Optional[int] = None
+    batch: Optional[int] = None            # total over all processes
+    imgsz: Optional[int] = None
+    weights: Optional[str] = None
+    device: str = "cpu"
+    amp: bool = False
+    workers: int = 2
+    cache: Optional[str] = None
+    out: Optional[str] = None
+    seed: int = 0
+    warmup_epochs: Optional[int] = None
+    no_aug_epochs: Optional[int] = None
+    eval_interval: Optional[int] = None
+    lr_per_image: Optional[float] = None
+    min_lr_ratio: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    multiscale: Optional[bool] = None
+    ema: bool = True
+    skip_bad: bool = False
+    save_every: int = 0                    # also checkpoint every N iterations (0: per epoch only)
+    eval_batch: int = 16
+    progress: bool = True
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+# The built-in synthetic set: a schedule that finishes in ~10 minutes on 2 CPU cores.
+BUILTIN_DEFAULTS = dict(epochs=12, batch=16, imgsz=320, warmup_epochs=1, no_aug_epochs=2, eval_interval=4,
+                        lr_per_image=0.02 / 64, multiscale=False)
+
+
+def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
+    """Fill every None with the recipe's value: the report's 300-epoch schedule for real
+    data (warm-up 5 and no-aug 15 epochs, scaled down for shorter runs), a short CPU
+    schedule for the built-in set."""
+    values = dataclasses.asdict(cfg)
+    if str(cfg.data) == "builtin":
+        for k, v in BUILTIN_DEFAULTS.items():
+            if values[k] is None:
+                values[k] = v
+    epochs = values["epochs"] if values["epochs"] is not None else 300
+    defaults = dict(epochs=epochs, batch=64, imgsz=get_preset(cfg.model).test_size[0],
+                    warmup_epochs=min(5, max(1, round(epochs * 5 / 300))),
+                    no_aug_epochs=min(15, max(1, round(epochs * 15 / 300))) if epochs > 1 else 0,
+                    eval_interval=10, lr_per_image=BASIC_LR_PER_IMAGE, multiscale=True)
+    for k, v in defaults.items():
+        if values[k] is None:
+            values[k] = v
+    out = TrainConfig(**values)
+    check_image_size(out.imgsz)
+    if out.epochs < 1 or out.batch < 1:
+        raise ConfigError(f"epochs and batch must be >= 1 (got {out.epochs}, {out.batch})")
+    if out.no_aug_epochs >= out.epochs and out.epochs > 1:
+        raise ConfigError(f"no_aug_epochs ({out.no_aug_epochs}) must be smaller than epochs ({out.epochs})")
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> Dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def prepare_split(data: str, split: str, skip_bad: bool, log) -> DatasetSplit:
+    """Load a split and check it; errors stop here (before any training step) unless
+    ``skip_bad``, which drops bad boxes/images and says how many."""
+    ds = load_split(data, split)
+    report = check_split(ds)
+    if report.errors:
+        if not skip_bad:
+            raise DataError(f"{len(report.errors)} problem(s) in the {split} split of {data}:\n"
+                            f"{report.summary()}\nfix them, or pass --skip-bad to train on the valid part")
+        ds, n_img, n_box = drop_bad_samples(ds)
+        log(f"warning: --skip-bad: dropped {n_img} image(s) and {n_box} box(es) from the {split} split "
+            f"({len(report.errors)} problem(s))")
+    if len(ds) == 0:
+        raise DataError(f"the {split} split of {data} has no usable images")
+    return ds
+
+
+class Trainer:
+    """One training run. ``Trainer(cfg).run()`` returns the run folder."""
+
+    def __init__(self, cfg: TrainConfig, resume: Optional[str] = None):
+        self.dist: DistInfo = init_distributed(cfg.device)
+        self.resume_state: Optional[Dict[str, Any]] = None
+        if resume:
+            self.resume_state = self._read_resume(resume)
+            stored = dict(self.resume_state["train_config"])
+            stored.update(device=cfg.device, workers=cfg.workers, progress=cfg.progress)
+            cfg = TrainConfig(**stored)
+            cfg.out = str(self.resume_dir)
+        self.cfg = resolve_defaults(cfg)
+        self.preset: ModelConfig = get_preset(self.cfg.model)
+        self.device = torch.device(self._device_name())
+        if self.cfg.amp and self.device.type != "cuda":
+            self.log("warning: --amp needs CUDA; training in float32 on the CPU")
+            self.cfg.amp = False
+
+    # ------------------------------------------------------------------ setup
+
+    def _device_name(self) -> str:
+        dev = self.cfg.device
+        if dev.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise ConfigError(f"--device {dev}: CUDA is not available; use --device cpu")
+            return f"cuda:{self.dist.local_rank}" if self.dist.enabled else dev
+        if dev != "cpu":
+            raise ConfigError(f"--device {dev}: expected cpu, cuda or cuda:N")
+        return "cpu"
+
+    def _read_resume(self, resume: str) -> Dict[str, Any]:
+        path = Path(resume)
+        path = path / "last.pth" if path.is_dir() else path
+        if not path.is_file():
+            raise CheckpointError(f"{path}: nothing to resume (no last.pth in the run folder)")
+        state = load_checkpoint(path)
+        if "train_config" not in state or "optimizer" not in state:
+            raise CheckpointError(f"{path}: not an openyolox training checkpoint (no optimizer/config); "
+                                  f"use --weights to fine-tune from it instead")
+        self.resume_dir = path.parent
+        return state
+
+    def log(self, msg: str) -> None:
+        if self.dist.is_main:
+            tqdm.write(msg, file=sys.stderr)
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed + self.dist.rank)
+        self.train_split = prepare_split(cfg.data, "train", cfg.skip_bad, self.log)
+        self.val_split = prepare_split(cfg.data, "val", cfg.skip_bad, self.log)
+        self.class_names = list(self.train_split.class_names)
+        self.img_size = (cfg.imgsz, cfg.imgsz)
+
+        model = create_model(self.preset, len(self.class_names))
+        model.criterion = YOLOXCriterion()
+        if cfg.weights and self.resume_state is None:
+            self._load_finetune_weights(model, cfg.weights)
+        self.model: YOLOX = model.to(self.device)
+        if self.dist.enabled:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        per_rank = max(1, cfg.batch // self.dist.world_size)
+        self.dataset = TrainDataset.from_config(self.train_split, self.preset, self.img_size, cache=cfg.cache,
+                                                seed=cfg.seed)
+        self.loader = build_train_loader(self.dataset, per_rank, workers=cfg.workers, shuffle=True,
+                                         seed=cfg.seed, distributed=self.dist.enabled, drop_last=False)
+        self.iters_per_epoch = len(self.loader)
+        lr = cfg.lr_per_image * cfg.batch
+        self.optimizer = build_optimizer(unwrap(self.model), lr, cfg.momentum, cfg.weight_decay)
+        self.schedule = WarmCosineSchedule(lr, cfg.epochs * self.iters_per_epoch,
+                                           cfg.warmup_epochs * self.iters_per_epoch,
+                                           cfg.no_aug_epochs * self.iters_per_epoch, cfg.min_lr_ratio)
+        self.ema = ModelEMA(self.model) if cfg.ema else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
+        self.size_range = (multiscale_size_range(self.preset, self.img_size) if cfg.multiscale else None)
+        self.epoch, self.iteration, self.best_ap = 0, 0, -1.0
+        self.history: List[Dict[str, Any]] = []
+        if self.resume_state is not None:
+            self._restore(self.resume_state)
+        self.run_dir = self._make_run_dir()
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+
+    def _load_finetune_weights(self, model: YOLOX, path: str) -> None:
+        report = load_weights(model, path, strict=False)
+        cls_layers = [k for k, _, _ in report.mismatched if k.startswith("head.cls_preds")]
+        if cls_layers:
+            self.log(f"fine-tuning: re-initialised the class prediction layers ({len(cls_layers)} tensors): "
+                     f"the checkpoint predicts another number of classes than the {model.num_classes} here")
+        others = [k for k, _, _ in report.mismatched if not k.startswith("head.cls_preds")]
+        if others or report.missing or report.unexpected:
+            raise CheckpointError(f"{path} does not fit {self.cfg.model} beyond the class layers: "
+                                  f"{report.describe()}")
+        self.log(f"loaded {report.loaded} tensors from {path}")
+
+    def _make_run_dir(self) -> Path:
+        if self.dist.is_main:
+            if self.cfg.out:
+                path = Path(self.cfg.out)
+            else:
+                root, n = Path("runs") / "train", 1
+                while (root / f"exp{n}").exists():
+                    n += 1
+                path = root / f"exp{n}"
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                probe = path / ".write_test"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as exc:
+                raise ConfigError(f"cannot write to the output folder {path}: {exc.strerror}; choose another "
+                                  f"with --out") from None
+        else:
+            path = None
+        return Path(broadcast_object(str(path) if path else None, self.dist))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_payload(self) -> Dict[str, Any]:
+        model = unwrap(self.model)
+        return {
+            "model": (self.ema.ema if self.ema else model).state_dict(),
+            "model_name": self.preset.name, "class_names": self.class_names,
+            "category_ids": list(self.train_split.category_ids), "img_size": list(self.img_size),
+            "epoch": self.epoch, "iteration": self.iteration, "best_ap": self.best_ap,
+            "train_model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None, "scaler": self.scaler.state_dict(),
+            "rng": rng_state(), "train_config": dataclasses.asdict(self.cfg), "history": self.history,
+        }
+
+    def save(self, name: str = "last.pth", payload: Optional[Dict[str, Any]] = None) -> Optional[Path]:
+        if not self.dist.is_main:
+            return None
+        payload = payload or self._checkpoint_payload()
+        for key in ("model", "train_model"):
+            if not all(torch.isfinite(v).all() for v in payload[key].values() if v.dtype.is_floating_point):
+                raise NonFiniteLossError(f"refusing to write non-finite weights to {self.run_dir / name}")
+        return save_checkpoint(self.run_dir / name, payload)
+
+    def _restore(self, state: Dict[str, Any]) -> None:
+        unwrap(self.model).load_state_dict(state["train_model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.iteration = int(state["iteration"])
+        self.epoch = self.iteration // self.iters_per_epoch
+        self.best_ap = float(state["best_ap"])
+        self.history = list(state.get("history", []))
+        self.log(f"resuming at epoch {self.epoch + 1}, iteration {self.iteration}")
+
+    # ------------------------------------------------------------------ the loop
+
+    def in_no_aug_phase(self, epoch: int) -> bool:
+        return epoch >= self.cfg.epochs - self.cfg.no_aug_epochs
+
+    def run(self) -> Path:
+        try:
+            self.setup()
+            self.log(f"training {self.cfg.model} on {self.cfg.data}: {len(self.train_split)} train / "
+                     f"{len(self.val_split)} val images, {len(self.class_names)} classes, {self.cfg.epochs} epochs "
+                     f"x {self.iters_per_epoch} iterations, batch {self.cfg.batch}, {self.img_size[0]} px, "
+                     f"{self.device}" + (f" x {self.dist.world_size} processes" if self.dist.enabled else ""))
+            self.start_time = time.time()
+            while self.epoch < self.cfg.epochs:
+                self.train_epoch()
+            self.finish()
+            return self.run_dir
+        finally:
+            shutdown_distributed(self.dist)
+
+    def train_epoch(self) -> None:
+        cfg, epoch = self.cfg, self.epoch
+        no_aug = self.in_no_aug_phase(epoch)
+        self.dataset.set_aug(not no_aug)
+        unwrap(self.model).head.use_l1 = no_aug
+        self.dataset.set_epoch(epoch)
+        if no_aug and epoch == cfg.epochs - cfg.no_aug_epochs:
+            self.log(f"epoch {epoch + 1}: mosaic/mixup/affine off, L1 loss on (last {cfg.no_aug_epochs} epochs)")
+        self.model.train()
+        skip = self.iteration - epoch * self.iters_per_epoch  # batches already done (resume mid-epoch)
+        sums: Dict[str, float] = {}
+        seen, t_epoch = 0, time.time()
+        bar = tqdm(total=self.iters_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not (cfg.progress and self.dist.is_main), file=sys.stderr, dynamic_ncols=True)
+        for i, batch in enumerate(self.loader):
+            if i < skip:
+                continue
+            losses = self.train_step(batch)
+            n = batch.images.shape[0]
+            seen += n * self.dist.world_size
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if self.dist.is_main and (self.iteration % 10 == 0 or i == self.iters_per_epoch - 1):
+                self.logger.scalars("train", {**losses, "lr": self.optimizer.param_groups[0]["lr"]}, self.iteration)
+            bar.set_postfix(loss=f"{losses['total_loss']:.2f}", iou=f"{losses['iou_loss']:.2f}",
+                            obj=f"{losses['obj_loss']:.2f}", cls=f"{losses['cls_loss']:.2f}",
+                            lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                            img_s=f"{seen / max(time.time() - t_epoch, 1e-9):.1f}",
+                            eta=self._eta(), refresh=False)
+            bar.update(1)
+            if cfg.save_every and self.iteration % cfg.save_every == 0:
+                self.save("last.pth")
+        bar.close()
+        self.epoch += 1
+        steps = max(self.iters_per_epoch - skip, 1)
+        record: Dict[str, Any] = {"epoch": self.epoch, **{k: v / steps for k, v in sums.items()},
+                                  "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.time() - t_epoch}
+        if self._should_evaluate(self.epoch):
+            metrics = self.evaluate()
+            record.update(AP50_95=metrics.get("AP50_95"), AP50=metrics.get("AP50"))
+            ap = metrics.get("AP50_95") or 0.0
+            if self.dist.is_main:
+                self.log(f"epoch {self.epoch}: AP50_95 {ap:.4f}  AP50 {metrics.get('AP50') or 0.0:.4f}")
+            if ap > self.best_ap:
+                self.best_ap = ap
+                self.history.append(record)
+                payload = self._checkpoint_payload()
+                self.save("best.pth", payload)
+                self.save("last.pth", payload)
+                self.logger.epoch(record)
+                return
+        self.history.append(record)
+        self.logger.epoch(record)
+        self.save("last.pth")
+
+    def _should_evaluate(self, epoch_done: int) -> bool:
+        return (epoch_done % self.cfg.eval_interval == 0 or self.in_no_aug_phase(epoch_done - 1)
+                or epoch_done == self.cfg.epochs)
+
+    def _eta(self) -> str:
+        done = self.iteration - (self.resume_state or {}).get("iteration", 0)
+        left = self.cfg.epochs * self.iters_per_epoch - self.iteration
+        if done <= 0:
+            return "?"
+        secs = (time.time() - self.start_time) / done * left
+        return f"{int(secs // 3600)}:{int(secs % 3600 // 60):02d}:{int(secs % 60):02d}"
+
+    def train_step(self, batch) -> Dict[str, float]:
+        cfg, it = self.cfg, self.iteration
+        set_lr(self.optimizer, self.schedule(it))
+        images = batch.images.to(self.device, non_blocking=True).float()
+        targets = batch.targets.to(self.device, non_blocking=True)
+        if self.size_range is not None:
+            images, targets = resize_batch(images, targets, self._input_size(it))
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=cfg.amp):
+            losses = self.model(images, targets)
+        loss = losses["total_loss"]
+        if any_rank(not bool(torch.isfinite(loss)), self.dist):
+            self._stop_non_finite(batch, losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema:
+            self.ema.update(self.model)
+        self.iteration += 1
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _input_size(self, it: int):
+        """Multi-scale: a new size every MULTISCALE_EVERY iterations, drawn on rank 0 from an
+        RNG that depends only on (seed, iteration block), and broadcast to every rank."""
+        block = it // MULTISCALE_EVERY
+        if getattr(self, "_size_block", None) != block:
+            rng = np.random.default_rng([self.cfg.seed, block, 7])
+            size = random_size(rng, self.img_size, self.preset.multiscale_range, self.size_range)
+            self._size = tuple(broadcast_object(size, self.dist))
+            self._size_block = block
+        return self._size
+
+    def _stop_non_finite(self, batch, losses: Dict[str, torch.Tensor]) -> None:
+        in_epoch = self.iteration - self.epoch * self.iters_per_epoch
+        where = self.save("last.pth")  # the weights before this step are still the last good ones
+        parts = ", ".join(f"{k} {float(v):.4g}" for k, v in losses.items())
+        raise NonFiniteLossError(
+            f"non-finite loss at epoch {self.epoch + 1}, iteration {in_epoch + 1} (global {self.iteration + 1}) "
+            f"on images {list(batch.image_ids)}: {parts}. The last good weights are in {where}; lower the "
+            f"learning rate or check these images' labels, then --resume {self.run_dir}")
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self) -> Dict[str, Any]:
+        """COCO metrics of the EMA weights on the val split (all ranks predict their shard)."""
+        model = self.ema.ema if self.ema else unwrap(self.model)
+        was_training = model.training
+        model.eval()
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+
+        def backend(images: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
+                                                        enabled=self.cfg.amp):
+                return model(images.to(self.device).float()).float()
+
+        preds, timings = predict_split(backend, self.val_split, self.img_size, batch_size=self.cfg.eval_batch,
+                                       workers=min(self.cfg.workers, 2), distributed=self.dist.enabled,
+                                       progress=self.cfg.progress and self.dist.is_main, synchronize=sync)
+        model.train(was_training)
+        merged: Dict[Any, Any] = {}
+        for part in gather_objects(preds, self.dist):
+            merged.update(part)
+        self.last_predictions = merged
+        if not self.dist.is_main:
+            return {}
+        metrics = evaluate_coco(self.val_split, merged)
+        self.last_metrics = metrics
+        return metrics
+
+    def finish(self) -> None:
+        """Final evaluation with the best weights' run state, predictions, plots, metrics.json."""
+        metrics = getattr(self, "last_metrics", None) if self._should_evaluate(self.epoch) else None
+        if metrics is None:
+            metrics = self.evaluate()
+        if not self.dist.is_main:
+            return
+        self.logger.finish(self.val_split, self.last_predictions, metrics, self.history,
+                           extra={"best_AP50_95": self.best_ap, "epochs": self.cfg.epochs,
+                                  "train_time_s": round(time.time() - self.start_time, 1)})
+        self.log(f"final: AP50_95 {metrics.get('AP50_95') or 0:.4f}  AP50 {metrics.get('AP50') or 0:.4f}  "
+                 f"(best checkpoint {self.run_dir / 'best.pth'})")
+
+
+def train(cfg: Optional[TrainConfig] = None, resume: Optional[str] = None, **kwargs) -> Path:
+    """Train YOLOX; returns the run folder. Keyword arguments are TrainConfig fields."""
+    cfg = dataclasses.replace(cfg, **kwargs) if cfg else TrainConfig(**kwargs)
+    return Trainer(cfg, resume=resume).run()
