@@ -29,8 +29,9 @@ def predict_split(backend: Backend, split: DatasetSplit, img_size: Tuple[int, in
                   ) -> Tuple[Dict[ImageId, Prediction], Timings]:
     """Predictions for every image of ``split`` (this rank's shard when distributed).
 
-    Boxes are xyxy in original image pixels, clipped to the image; the evaluation protocol
-    of YOLOX_SPEC.md section 8 (letterbox at img_size, class-aware NMS, conf 0.01, IoU 0.65).
+    Boxes are xyxy in original image pixels; the evaluation protocol of YOLOX_SPEC.md
+    section 8 (letterbox at img_size, class-aware NMS, conf 0.01, IoU 0.65). Like the
+    reference evaluator, boxes are not clipped to the image (clipping changes AP slightly).
     """
     loader = build_eval_loader(EvalDataset(split, img_size), batch_size, workers=workers, distributed=distributed)
     predictions: Dict[ImageId, Prediction] = {}
@@ -45,7 +46,7 @@ def predict_split(backend: Backend, split: DatasetSplit, img_size: Tuple[int, in
         t1 = time.perf_counter()
         dets = postprocess(raw, conf, nms, class_agnostic=False)
         for det, ratio, image_id, hw in zip(dets, batch.ratios.tolist(), batch.image_ids, batch.orig_hw.tolist()):
-            det = scale_boxes(det.float(), ratio, (hw[0], hw[1])).cpu().numpy()
+            det = scale_boxes(det.float(), ratio, (hw[0], hw[1]), clip=False).cpu().numpy()
             predictions[image_id] = Prediction(det[:, :4], det[:, 4] * det[:, 5], det[:, 6].astype("int64"))
         t2 = time.perf_counter()
         timings.preprocess += t0 - t_wait

@@ -15,7 +15,7 @@ from openyolox.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from openyolox.data.letterbox import letterbox
 from openyolox.errors import ConfigError
 from openyolox.inference.backends import TorchBackend
-from openyolox.inference.postprocess import postprocess
+from openyolox.inference.postprocess import postprocess, scale_boxes
 from openyolox.inference.sources import iter_images, warn_skipped
 from openyolox.models.yolox import YOLOX, create_model
 
@@ -170,10 +170,6 @@ class Detector:
         return batch, ratios
 
     def _to_detections(self, det: torch.Tensor, ratio: float, shape: Tuple[int, int], name: str) -> Detections:
-        det = det.cpu().numpy()
-        h, w = shape
-        boxes = det[:, :4] / ratio
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes=boxes.astype(np.float32), scores=(det[:, 4] * det[:, 5]).astype(np.float32),
-                          classes=det[:, 6].astype(np.int64), names=self.names, image_id=name, image_shape=(h, w))
+        det = scale_boxes(det, ratio, shape).cpu().numpy()
+        return Detections(boxes=det[:, :4].astype(np.float32), scores=(det[:, 4] * det[:, 5]).astype(np.float32),
+                          classes=det[:, 6].astype(np.int64), names=self.names, image_id=name, image_shape=shape)

@@ -1,0 +1,1 @@
+"""Inference: letterboxed input -> model -> decoded outputs -> detections in image pixels."""

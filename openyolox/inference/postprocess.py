@@ -1,0 +1,66 @@
+"""From decoded head outputs to detections: score filter, NMS, and back to image pixels.
+
+`postprocess` reproduces the reference YOLOX `postprocess` row for row (same boxes, same order),
+which is what COCO evaluation and the demo see.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+
+from openyolox.ops.boxes import cxcywh_to_xyxy
+from openyolox.ops.nms import batched_nms, nms
+
+
+def postprocess(prediction: torch.Tensor, conf_threshold: float = 0.25, nms_threshold: float = 0.45,
+                class_agnostic: bool = False) -> List[torch.Tensor]:
+    """Score filter and NMS per image.
+
+    prediction: (B, A, 5 + C) decoded: cx, cy, w, h (input pixels), obj prob, C class probs.
+    Returns B tensors (N, 7) with rows (x1, y1, x2, y2, obj, class_conf, class), xyxy in input
+    pixels, by decreasing score = obj * class_conf. class_conf / class are the max / argmax over
+    class probs; rows with score >= conf_threshold enter NMS (IoU > nms_threshold suppresses),
+    per class unless class_agnostic. An image with no detection gives a (0, 7) tensor.
+
+    Probabilities are assumed (as the head produces): class_conf <= 1, so score >= threshold
+    implies obj >= threshold, and rows failing that cheap test are dropped before the max over
+    classes. Same rows either way for probabilities; several times faster at low thresholds.
+    """
+    return [_detect_one(pred, conf_threshold, nms_threshold, class_agnostic) for pred in prediction]
+
+
+def _detect_one(pred: torch.Tensor, conf_threshold: float, nms_threshold: float,
+                class_agnostic: bool) -> torch.Tensor:
+    """pred: (A, 5 + C) decoded outputs of one image -> (N, 7) detections, see postprocess."""
+    rows = pred.index_select(0, torch.nonzero(pred[:, 4] >= conf_threshold).squeeze(1))
+    class_conf, class_pred = rows[:, 5:].max(1)
+    scores = rows[:, 4] * class_conf
+    passed = torch.nonzero(scores >= conf_threshold).squeeze(1)
+    rows, class_conf = rows.index_select(0, passed), class_conf.index_select(0, passed)
+    class_pred = class_pred.index_select(0, passed)
+    dets = torch.cat((cxcywh_to_xyxy(rows[:, :4]), rows[:, 4:5], class_conf[:, None],
+                      class_pred[:, None].float()), dim=1)  # float class id, as the reference
+    if class_agnostic:
+        keep = nms(dets[:, :4], scores.index_select(0, passed), nms_threshold)
+    else:
+        keep = batched_nms(dets[:, :4], scores.index_select(0, passed), class_pred, nms_threshold)
+    return dets.index_select(0, keep)
+
+
+def scale_boxes(dets: torch.Tensor, ratio: float, image_hw: Tuple[int, int],
+                clip: bool = True) -> torch.Tensor:
+    """Map detections from the letterboxed input back to the original image.
+
+    dets: (N, >=4) with xyxy in input pixels first (e.g. postprocess rows); ratio: the letterbox
+    resize factor r (input = original * r, pasted at the top-left); image_hw: original (h, w).
+    Returns a copy with xyxy / r, clipped to [0, w] x [0, h] when clip (the reference evaluator
+    does not clip; pass clip=False to match it).
+    """
+    out = dets.clone()
+    out[:, :4] /= ratio
+    if clip:
+        h, w = image_hw
+        out[:, 0:4:2] = out[:, 0:4:2].clamp(0, w)
+        out[:, 1:4:2] = out[:, 1:4:2].clamp(0, h)
+    return out
