@@ -20,5 +20,6 @@ class YOLOXCriterion:
 
     def __call__(self, head_out: Dict[str, torch.Tensor], targets: torch.Tensor, use_l1: bool) -> Dict[str, torch.Tensor]:
         grid = head_out["grid"]
-        return yolox_loss(head_out["outputs"], head_out["raw_reg"], targets.to(head_out["outputs"].dtype),
+        # targets stay float32 even under fp16 autocast: label coordinates must not be rounded
+        return yolox_loss(head_out["outputs"], head_out["raw_reg"], targets.float(),
                           grid[:, 0], grid[:, 1], head_out["strides"], use_l1=use_l1, iou_type=self.iou_type)

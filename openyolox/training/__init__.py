@@ -1,0 +1,1 @@
+"""Training: SimOTA label assignment, the YOLOX loss, and the training loop."""
