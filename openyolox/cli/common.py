@@ -64,3 +64,19 @@ def new_run_dir(out: Optional[str], base: str) -> Path:
     if not os.access(path, os.W_OK):
         raise ConfigError(f"output folder {path} is not writable; choose another with --out")
     return path
+
+
+def load_detector(args: argparse.Namespace, conf: float, nms: float, class_agnostic: bool = False):
+    """A Detector from --model/--weights/--device/--imgsz/--half. ``--model`` may also be a
+    checkpoint (.pth) or an exported file."""
+    import sys
+
+    from openyolox.inference.predictor import Detector
+
+    model, weights = args.model, args.weights
+    if weights is None and model and Path(model).suffix in (".pth", ".pt"):
+        model, weights = None, model
+    if weights is None and model and not Path(model).exists():
+        print("warning: no --weights given: the network has random weights", file=sys.stderr)
+    return Detector(model, weights=weights, device=args.device, conf=conf, nms=nms, imgsz=args.imgsz,
+                    class_agnostic=class_agnostic, half=args.half)

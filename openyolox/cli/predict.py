@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from openyolox.cli.common import add_model_args, new_run_dir, validate_model_args
+from openyolox.cli.common import add_model_args, load_detector, new_run_dir, validate_model_args
 from openyolox.errors import DataError
 
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     src_path = Path(source)
     if not is_cam and not src_path.exists():
         raise DataError(f"{source}: no such file or folder")
-    detector = _make_detector(args)
+    detector = load_detector(args, conf=args.conf, nms=args.nms, class_agnostic=args.class_agnostic)
     out_dir = new_run_dir(args.out, "predict")
     rows = []
     if is_cam or src_path.suffix.lower() in VIDEO_SUFFIXES:
@@ -76,20 +76,6 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     print(f"results saved to {out_dir}")
     return 0
-
-
-def _make_detector(args):
-    from openyolox.inference.predictor import Detector
-
-    model = args.model
-    if args.weights is None and model and Path(model).suffix in (".pth", ".pt"):
-        model, weights = None, model
-    else:
-        weights = args.weights
-    if weights is None and model and not Path(model).exists():
-        print("warning: no --weights given: the network has random weights", file=sys.stderr)
-    return Detector(model, weights=weights, device=args.device, conf=args.conf, nms=args.nms,
-                    imgsz=args.imgsz, class_agnostic=args.class_agnostic, half=args.half)
 
 
 def _predict_video(detector, source, out_dir: Path, args, rows: list, draw) -> int:
