@@ -427,7 +427,7 @@ class Trainer:
     def _stop_non_finite(self, batch, losses: Dict[str, torch.Tensor]) -> None:
         in_epoch = self.iteration - self.epoch * self.iters_per_epoch
         where = self.save("last.pth")  # the weights before this step are still the last good ones
-        parts = ", ".join(f"{k} {float(v):.4g}" for k, v in losses.items())
+        parts = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in losses.items())
         raise NonFiniteLossError(
             f"non-finite loss at epoch {self.epoch + 1}, iteration {in_epoch + 1} (global {self.iteration + 1}) "
             f"on images {list(batch.image_ids)}: {parts}. The last good weights are in {where}; lower the "

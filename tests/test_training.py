@@ -1,0 +1,151 @@
+"""Training runs end to end on tiny data: outputs, checkpoints, resume, failures."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixtures_data import make_tiny_dataset, write_coco  # noqa: E402
+
+import openyolox  # noqa: E402
+from openyolox.checkpoint import load_checkpoint, load_weights  # noqa: E402
+from openyolox.errors import DataError  # noqa: E402
+from openyolox.models.yolox import create_model  # noqa: E402
+from openyolox.training import trainer as trainer_mod  # noqa: E402
+from openyolox.training.trainer import NonFiniteLossError, TrainConfig, Trainer  # noqa: E402
+
+# 12 images, 64 px, 2 epochs of 3 iterations: seconds per run
+FAST = dict(model="yolox-nano", epochs=2, batch=4, imgsz=64, workers=0, warmup_epochs=1, no_aug_epochs=1,
+            eval_interval=1, multiscale=False, progress=False, eval_batch=4)
+
+
+@pytest.fixture(scope="module")
+def coco_data(tmp_path_factory):
+    return write_coco(tmp_path_factory.mktemp("data") / "coco", make_tiny_dataset(12))
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_run_outputs_and_checkpoint_formats(coco_data, tmp_path):
+    run = openyolox.train(data=str(coco_data), out=str(tmp_path / "run"), **{k: v for k, v in FAST.items() if k != "model"})
+    for name in ("best.pth", "last.pth", "metrics.json", "metrics.csv", "predictions.json", "training_curves.png",
+                 "pr_curve.png", "confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    assert list((run / "val_predictions").glob("*.jpg"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["AP50_95"] <= metrics["AP50"] <= 1.0
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and "AP50" in rows[0]
+    ckpt = load_checkpoint(run / "last.pth")
+    assert ckpt["epoch"] == 2 and ckpt["model_name"] == "yolox-nano"
+    assert ckpt["class_names"] == ["circle", "square", "triangle"]
+    # the reference layout: {"model": state_dict} loads strictly into a plain network
+    load_weights(create_model("yolox-nano", 3), run / "best.pth", strict=True)
+    det = openyolox.Detector(run / "best.pth")
+    assert det.names == ["circle", "square", "triangle"] and det.input_size == (64, 64)
+
+
+def test_resume_mid_epoch_matches_uninterrupted(coco_data, tmp_path, monkeypatch):
+    full = openyolox.train(data=str(coco_data), out=str(tmp_path / "full"), save_every=1,
+                           **{k: v for k, v in FAST.items() if k != "model"})
+
+    real_step = Trainer.train_step
+    calls = {"n": 0}
+
+    def crashing_step(self, batch):
+        if calls["n"] == 4:  # in epoch 2, after 4 saved iterations
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        openyolox.train(data=str(coco_data), out=str(tmp_path / "cut"), save_every=1,
+                        **{k: v for k, v in FAST.items() if k != "model"})
+    assert load_checkpoint(tmp_path / "cut" / "last.pth")["iteration"] == 4
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = openyolox.train(resume=str(tmp_path / "cut"), progress=False)
+    assert resumed == tmp_path / "cut"
+    a, b = _weights(full / "last.pth"), _weights(resumed / "last.pth")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_non_finite_loss_stops_with_context(coco_data, tmp_path, monkeypatch):
+    real_step = Trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            model = self.model
+            criterion = model.criterion
+            model.criterion = lambda out, t, l1: {**criterion(out, t, l1), "total_loss": torch.tensor(math.nan)}
+            try:
+                return real_step(self, batch)
+            finally:
+                model.criterion = criterion
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned_step)
+    with pytest.raises(NonFiniteLossError) as info:
+        openyolox.train(data=str(coco_data), out=str(tmp_path / "nan"), **{k: v for k, v in FAST.items() if k != "model"})
+    msg = str(info.value)
+    assert "epoch 1, iteration 3" in msg and "images [" in msg
+    ckpt = load_checkpoint(tmp_path / "nan" / "last.pth")
+    assert ckpt["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.dtype.is_floating_point)
+
+
+def test_finetune_other_class_count_reinitialises_cls_layers(coco_data, tmp_path, capsys):
+    src = tmp_path / "coco80.pth"
+    torch.save({"model": create_model("yolox-nano", 80).state_dict()}, src)
+    run = openyolox.train(data=str(coco_data), out=str(tmp_path / "ft"), weights=str(src),
+                          **{**{k: v for k, v in FAST.items() if k != "model"}, "epochs": 1, "no_aug_epochs": 0})
+    assert "re-initialised the class prediction layers" in capsys.readouterr().err
+    assert load_checkpoint(run / "last.pth")["model"]["head.cls_preds.0.bias"].shape == (3,)
+
+
+def test_bad_labels_stop_before_training_unless_skipped(tmp_path):
+    images = make_tiny_dataset(8)
+    root = write_coco(tmp_path / "bad", images)
+    ann_file = next((root / "annotations").glob("*train*.json"))
+    ann = json.loads(ann_file.read_text())
+    ann["annotations"][0]["bbox"] = [5, 5, 0, 10]          # zero width
+    ann["annotations"][1]["bbox"] = [-50, 2, 20, 20]        # far outside the image
+    ann_file.write_text(json.dumps(ann))
+    fast = {k: v for k, v in FAST.items() if k != "model"}
+    with pytest.raises(DataError) as info:
+        openyolox.train(data=str(root), out=str(tmp_path / "r1"), **fast)
+    assert "box-no-area" in str(info.value) and "box-outside" in str(info.value) and "--skip-bad" in str(info.value)
+    assert not (tmp_path / "r1" / "last.pth").exists()
+    run = openyolox.train(data=str(root), out=str(tmp_path / "r2"), skip_bad=True, **{**fast, "epochs": 1, "no_aug_epochs": 0})
+    assert (run / "last.pth").exists()
+
+
+def test_no_aug_phase_switches_l1_on(coco_data, tmp_path, monkeypatch):
+    seen = []
+    real_step = Trainer.train_step
+
+    def spy(self, batch):
+        seen.append((self.epoch, self.model.head.use_l1, self.dataset.enable_aug))
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", spy)
+    openyolox.train(data=str(coco_data), out=str(tmp_path / "l1"), **{k: v for k, v in FAST.items() if k != "model"})
+    assert {s for s in seen if s[0] == 0} == {(0, False, True)}
+    assert {s for s in seen if s[0] == 1} == {(1, True, False)}
+
+
+def test_scaled_defaults():
+    cfg = trainer_mod.resolve_defaults(TrainConfig(model="yolox-s", data="/x"))
+    assert (cfg.epochs, cfg.batch, cfg.imgsz, cfg.warmup_epochs, cfg.no_aug_epochs) == (300, 64, 640, 5, 15)
+    assert cfg.lr_per_image == pytest.approx(0.01 / 64) and cfg.multiscale
+    short = trainer_mod.resolve_defaults(TrainConfig(model="yolox-s", data="/x", epochs=20))
+    assert (short.warmup_epochs, short.no_aug_epochs) == (1, 1)
