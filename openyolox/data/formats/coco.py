@@ -1,0 +1,370 @@
+"""COCO json annotations -> :class:`DatasetSplit`.
+
+Layouts understood (see :func:`load_coco_root` and :func:`load_coco_json`):
+
+- a COCO root: ``annotations/instances_train2017.json`` (or ``train.json``, ...) with the
+  images in ``<root>/train2017/``, ``<root>/images/train2017/``, ``<root>/images/`` or
+  wherever the json's ``file_name`` (relative to the root) points;
+- a single json file: images next to it, in ``images/`` beside it, or (for a json inside an
+  ``annotations/`` folder) in the sibling image folders of a COCO root;
+- Roboflow-style exports: ``<root>/{train,valid,test}/_annotations.coco.json`` with the
+  images in the same folder (found through the single-json rules).
+
+Conventions: classes are the json's categories sorted by id (class i <-> category_ids[i]);
+COCO ``bbox`` [x, y, w, h] becomes xyxy; ``iscrowd`` is kept; annotations are kept as
+written (degenerate boxes included: validation is a separate step). Sizes come from the
+json; images are opened (header only) only when it omits them.
+
+Speed: a 118k-image / 860k-box json (COCO train2017) is one json parse (orjson when it is
+installed) plus one Python pass over the annotations.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from openyolox.data.image_io import read_image_size
+from openyolox.data.records import DatasetSplit, ImageRecord
+from openyolox.errors import DataError
+
+PathLike = Union[str, Path]
+
+# user split name -> stems that count as that split (plus an optional year: "train2017")
+SPLIT_ALIASES: Dict[str, Tuple[str, ...]] = {
+    "train": ("train",),
+    "val": ("val", "valid", "validation", "minival"),
+    "test": ("test", "test-dev", "testdev"),
+}
+# json files in annotations/ that are not detection annotations
+_NOT_DETECTION = ("captions", "person_keypoints", "panoptic", "stuff", "image_info")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_coco_root(root: PathLike, split: str) -> DatasetSplit:
+    """Load split ``split`` ("train", "val" or an explicit name like "val2017") of a COCO
+    root that has an ``annotations/`` folder."""
+    root = Path(root)
+    json_path, split_name = find_coco_annotation(root, split)
+    candidates = [root / split_name, root / "images" / split_name]
+    if split != split_name:
+        candidates += [root / split, root / "images" / split]
+    candidates += [root / "images", root, json_path.parent]
+    return load_coco_json(json_path, image_dirs=candidates, name=split_name, root=root)
+
+
+def load_coco_json(json_path: PathLike, image_dirs: Optional[Sequence[PathLike]] = None,
+                   name: str = "", root: Optional[PathLike] = None) -> DatasetSplit:
+    """Load one COCO json file.
+
+    image_dirs: folders to try, in order, as the base of the images' ``file_name``; the first
+    one that holds the listed images wins. Default: :func:`default_image_dirs`.
+    """
+    json_path = Path(json_path)
+    # Millions of small objects get created below; the cyclic GC would rescan them over and
+    # over (4x slower on COCO train2017) although none of them can form a cycle.
+    with _gc_paused():
+        data = read_coco_json(json_path)
+        images, annotations, categories = _check_top_level(data, json_path)
+        class_names, category_ids, cat_index = _parse_categories(categories, json_path)
+        ids, file_names, sizes = _parse_images(images, json_path)
+
+        dirs = [Path(d) for d in (image_dirs or default_image_dirs(json_path))]
+        image_dir = find_image_dir(json_path, file_names, dirs)
+        check_images_exist(json_path, image_dir, file_names)
+
+        img_index = {image_id: i for i, image_id in enumerate(ids)}
+        per_image = _group_annotations(annotations, img_index, cat_index, json_path)
+        del data, images, annotations
+
+        records = []
+        base = str(image_dir)
+        for i, (image_id, file_name) in enumerate(zip(ids, file_names)):
+            path = Path(os.path.join(base, file_name))
+            width, height = sizes[i] if sizes[i] is not None else read_image_size(path)
+            boxes, classes, crowd = per_image[i]
+            records.append(ImageRecord(path=path, image_id=image_id, width=width, height=height,
+                                       boxes=boxes, classes=classes, iscrowd=crowd))
+    if not name:
+        name = _split_name_from_stem(json_path.stem)
+    return DatasetSplit(records=records, class_names=class_names, category_ids=category_ids,
+                        name=name, root=Path(root) if root is not None else image_dir)
+
+
+def read_coco_json(path: PathLike) -> dict:
+    """Parse a json file, turning every failure into a DataError naming the file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: annotation file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: annotation file is empty; re-export the COCO json")
+    try:
+        try:
+            import orjson  # optional, ~3x faster on big files
+
+            return orjson.loads(raw)
+        except ImportError:
+            return json.loads(raw)
+    except ValueError as exc:  # json.JSONDecodeError and orjson.JSONDecodeError both are
+        raise DataError(f"{path}: invalid json ({exc}); re-export the file or fix it by hand") from None
+
+
+def find_coco_annotation(root: PathLike, split: str) -> Tuple[Path, str]:
+    """Pick the json for ``split`` in ``<root>/annotations``; returns (path, split folder name).
+
+    "val2017" or "instances_val2017" match exactly; "val" also matches val2017, valid.json,
+    instances_minival2014.json, ... Ambiguity (e.g. train2014 and train2017) is an error that
+    says to pass the explicit name.
+    """
+    ann_dir = Path(root) / "annotations"
+    jsons = sorted(p for p in ann_dir.glob("*.json") if not p.name.startswith("."))
+    detection = [p for p in jsons if not p.stem.lower().startswith(_NOT_DETECTION)]
+    exact = [p for p in detection if p.stem.lower() in (split.lower(), f"instances_{split.lower()}")]
+    if exact:
+        return exact[0], _split_name_from_stem(exact[0].stem)
+    aliases = SPLIT_ALIASES.get(split.lower(), (split.lower(),))
+    pattern = re.compile(r"(?:%s)\d*" % "|".join(re.escape(a) for a in aliases))
+    found = [p for p in detection
+             if any(pattern.fullmatch(tok) for tok in re.split(r"[^a-z0-9-]+", p.stem.lower()))]
+    if len(found) > 1:
+        preferred = [p for p in found if p.stem.lower().startswith("instances")]
+        found = preferred or found
+    if len(found) == 1:
+        return found[0], _split_name_from_stem(found[0].stem)
+    listed = ", ".join(p.name for p in jsons) or "no .json files"
+    if not found:
+        raise DataError(f"{ann_dir}: no annotation json for split '{split}' (looked for names like "
+                        f"instances_{split}2017.json, instances_{split}.json, {split}.json; found: {listed}); "
+                        f"rename the file or pass the json file itself as the dataset")
+    names = ", ".join(p.name for p in found)
+    raise DataError(f"{ann_dir}: several annotation files match split '{split}' ({names}); pass the "
+                    f"explicit split name, e.g. '{_split_name_from_stem(found[-1].stem)}'")
+
+
+def default_image_dirs(json_path: Path) -> List[Path]:
+    """Where the images of a lone json may be: beside it, or in a COCO root above it."""
+    parent = json_path.parent
+    split_name = _split_name_from_stem(json_path.stem)
+    dirs = [parent, parent / "images", parent / split_name, parent / "images" / split_name]
+    up = parent.parent
+    dirs += [up / split_name, up / "images" / split_name, up / "images", up]
+    unique: List[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_image_dir(json_path: Path, file_names: Sequence[str], candidates: Sequence[Path]) -> Path:
+    """The candidate folder holding most of a few sample images of the json (first on ties).
+
+    Picking by samples, not by all images, keeps this cheap; a folder with only some of the
+    images still wins, so that check_images_exist can then say exactly which are missing.
+    """
+    if not file_names:
+        return next((d for d in candidates if d.is_dir()), candidates[0])
+    n = len(file_names)
+    samples = [file_names[i] for i in sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})]
+    best, best_count = None, 0
+    for d in candidates:
+        count = sum((d / f).is_file() for f in samples) if d.is_dir() else 0
+        if count > best_count:
+            best, best_count = d, count
+        if count == len(samples):
+            break
+    if best is not None:
+        return best
+    tried = ", ".join(str(d) for d in candidates)
+    raise DataError(f"{json_path}: cannot find its images (e.g. '{samples[0]}'); tried as image folder: "
+                    f"{tried}; put the images in one of these folders, or fix 'file_name' in the json")
+
+
+def check_images_exist(json_path: Path, image_dir: Path, file_names: Sequence[str]) -> None:
+    """Raise DataError when listed images are missing (one directory listing per folder)."""
+    listing: Dict[str, set] = {}
+    missing = []
+    base = str(image_dir)
+    for f in file_names:
+        folder, name = os.path.split(os.path.join(base, f))
+        if folder not in listing:
+            try:
+                listing[folder] = set(os.listdir(folder))
+            except OSError:
+                listing[folder] = set()
+        if name not in listing[folder]:
+            missing.append(f)
+    if missing:
+        examples = ", ".join(missing[:3])
+        raise DataError(f"{json_path}: {len(missing)} of {len(file_names)} images are missing from {image_dir} "
+                        f"(e.g. {examples}); copy them there or remove them from the json")
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def coco_dict(records: Sequence[ImageRecord], class_names: Sequence[str],
+              category_ids: Optional[Sequence[int]] = None, image_root: Optional[PathLike] = None) -> dict:
+    """Records -> a COCO json dict (boxes xyxy -> [x, y, w, h]).
+
+    Image ids: the record's int image_id, else its position + 1. Annotation ids start at 1
+    (pycocotools treats id 0 as "unmatched"). file_name is the path relative to image_root
+    when given, else the file name. Coordinates are rounded to 1e-3 px.
+    """
+    category_ids = list(category_ids) if category_ids is not None else list(range(len(class_names)))
+    images, annotations = [], []
+    for i, rec in enumerate(records):
+        image_id = rec.image_id if isinstance(rec.image_id, (int, np.integer)) else i + 1
+        file_name = rec.path.relative_to(image_root).as_posix() if image_root is not None else rec.path.name
+        images.append({"id": int(image_id), "file_name": file_name,
+                       "width": int(rec.width), "height": int(rec.height)})
+        for box, cls, crowd in zip(rec.boxes.tolist(), rec.classes.tolist(), rec.iscrowd.tolist()):
+            x1, y1, x2, y2 = (round(v, 3) for v in box)
+            w, h = round(x2 - x1, 3), round(y2 - y1, 3)
+            annotations.append({"id": len(annotations) + 1, "image_id": int(image_id),
+                                "category_id": int(category_ids[cls]), "bbox": [x1, y1, w, h],
+                                "area": round(w * h, 3), "iscrowd": int(crowd)})
+    categories = [{"id": int(cid), "name": name} for cid, name in zip(category_ids, class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _split_name_from_stem(stem: str) -> str:
+    """instances_val2017 -> val2017; _annotations.coco -> its folder's role is unknown: stem."""
+    for prefix in ("instances_", "instances-"):
+        if stem.lower().startswith(prefix):
+            return stem[len(prefix):]
+    return stem
+
+
+def _check_top_level(data, path: Path):
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a COCO annotation file (top level is a {type(data).__name__}, "
+                        f"expected an object with 'images', 'annotations' and 'categories')")
+    missing = [k for k in ("images", "annotations", "categories") if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing required COCO key(s) {', '.join(repr(k) for k in missing)}; "
+                        f"a COCO detection json has 'images', 'annotations' and 'categories'")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data[key], list):
+            raise DataError(f"{path}: '{key}' must be a list, got {type(data[key]).__name__}")
+    return data["images"], data["annotations"], data["categories"]
+
+
+def _parse_categories(categories: list, path: Path):
+    try:
+        cats = sorted(((int(c["id"]), str(c["name"])) for c in categories), key=lambda c: c[0])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{path}: every entry of 'categories' needs an integer 'id' and a 'name'") from None
+    if not cats:
+        raise DataError(f"{path}: 'categories' is empty; list the classes as "
+                        f"{{\"id\": 1, \"name\": \"...\"}} entries")
+    ids = [c[0] for c in cats]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise DataError(f"{path}: duplicate category id(s) {dup} in 'categories'")
+    return [c[1] for c in cats], ids, {cid: i for i, cid in enumerate(ids)}
+
+
+def _parse_images(images: list, path: Path):
+    ids, file_names, sizes = [], [], []
+    for k, img in enumerate(images):
+        try:
+            image_id, file_name = img["id"], img["file_name"]
+        except (KeyError, TypeError):
+            raise DataError(f"{path}: images[{k}] needs 'id' and 'file_name'") from None
+        w, h = img.get("width"), img.get("height")
+        if w and h:
+            try:
+                sizes.append((int(w), int(h)))
+            except (TypeError, ValueError):
+                raise DataError(f"{path}: images[{k}] (id {image_id}) has a non-numeric width/height") from None
+        else:
+            sizes.append(None)
+        ids.append(image_id)
+        file_names.append(str(file_name))
+    if len(set(ids)) != len(ids):
+        seen, dup = set(), None
+        for i in ids:
+            if i in seen:
+                dup = i
+                break
+            seen.add(i)
+        raise DataError(f"{path}: image id {dup!r} appears more than once in 'images'; ids must be unique")
+    return ids, file_names, sizes
+
+
+def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path):
+    """-> per image position: (boxes (N,4) xyxy float32, classes (N,) int64, iscrowd (N,) bool).
+
+    Fast path: list comprehensions and one numpy conversion; on any failure the slow loop
+    below finds the first bad annotation and says what is wrong with it.
+    """
+    n = len(annotations)
+    try:
+        img_pos = np.fromiter((img_index[a["image_id"]] for a in annotations), np.int64, n)
+        cls = np.fromiter((cat_index[a["category_id"]] for a in annotations), np.int64, n)
+        crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in annotations), bool, n)
+        xywh = np.array([a["bbox"] for a in annotations], np.float64).reshape(n, 4)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        _diagnose_annotations(annotations, img_index, cat_index, path)
+        raise
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
+    order = np.argsort(img_pos, kind="stable")
+    bounds = np.searchsorted(img_pos[order], np.arange(len(img_index) + 1))
+    out = []
+    for i in range(len(img_index)):
+        sel = order[bounds[i]:bounds[i + 1]]
+        out.append((xyxy[sel], cls[sel], crowd[sel]))
+    return out
+
+
+def _diagnose_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path) -> None:
+    """Raise a DataError for the first malformed annotation."""
+    for k, a in enumerate(annotations):
+        try:
+            image_id, category_id, bbox = a["image_id"], a["category_id"], a["bbox"]
+        except (KeyError, TypeError):
+            raise DataError(f"{path}: annotations[{k}] needs 'image_id', 'category_id' and 'bbox'") from None
+        ann_id = a.get("id", k)
+        try:
+            img_index[image_id]
+        except (KeyError, TypeError):
+            raise DataError(f"{path}: annotation {ann_id!r} refers to image_id {image_id!r}, "
+                            f"which is not in 'images'") from None
+        try:
+            cat_index[category_id]
+        except (KeyError, TypeError):
+            raise DataError(f"{path}: annotation {ann_id!r} has category_id {category_id!r}, which is "
+                            f"not in 'categories' (ids {sorted(cat_index)[:20]})") from None
+        try:
+            if len(bbox) != 4:
+                raise ValueError
+            [float(v) for v in bbox]
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: annotation {ann_id!r} has bbox {bbox!r}; expected "
+                            f"[x, y, width, height] numbers") from None
