@@ -455,17 +455,15 @@ class Trainer:
         for part in gather_objects(preds, self.dist):
             merged.update(part)
         self.last_predictions = merged
-        if not self.dist.is_main:
-            return {}
-        metrics = evaluate_coco(self.val_split, merged)
+        metrics = evaluate_coco(self.val_split, merged) if self.dist.is_main else {}
         self.last_metrics = metrics
         return metrics
 
     def finish(self) -> None:
         """Final evaluation with the best weights' run state, predictions, plots, metrics.json."""
-        metrics = getattr(self, "last_metrics", None) if self._should_evaluate(self.epoch) else None
-        if metrics is None:
-            metrics = self.evaluate()
+        # the last epoch always evaluates (see _should_evaluate), except when a resumed run
+        # had nothing left to train; the same decision on every rank (evaluate is collective)
+        metrics = self.last_metrics if hasattr(self, "last_predictions") else self.evaluate()
         if not self.dist.is_main:
             return
         self.logger.finish(self.val_split, self.last_predictions, metrics, self.history,
