@@ -7,12 +7,12 @@ and the matching reader in :mod:`openyolox.data.formats` produces the one record
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
-from openyolox.data.formats.coco import SPLIT_ALIASES, load_coco_json, load_coco_root
+from openyolox.data.formats.coco import SPLIT_ALIASES, coco_split_names, load_coco_json, load_coco_root
 from openyolox.data.formats.synthetic import ensure_builtin
 from openyolox.data.formats.voc import is_voc_root, load_voc, load_vocdevkit
-from openyolox.data.formats.yolo import load_yolo
+from openyolox.data.formats.yolo import load_yolo, read_data_yaml
 from openyolox.data.records import DatasetSplit
 from openyolox.errors import DataError
 
@@ -30,29 +30,55 @@ _WHAT_WE_LOOK_FOR = (
 )
 
 
-def load_split(data: PathLike, split: str) -> DatasetSplit:
+def load_split(data: PathLike, split: str, problems: Optional[list] = None) -> DatasetSplit:
     """Load one split of a dataset in any supported layout.
 
     split: "train" or "val", or an explicit name the layout knows ("val2017", "trainval",
     "test", "2007_test", a data.yaml key). A single COCO json is used as is, whatever the split.
     Raises DataError (naming what was looked for) when the layout is not recognised.
+    problems: None (raise at the first bad entry) or a list that collects per-file problems
+    as ``(file, kind, detail)`` while unusable entries are skipped (the readers' lenient
+    mode, used by ``openyolox check-data``); file-level problems raise either way.
     """
     layout, where = detect_layout(data)
     if layout == "builtin":
-        result = load_coco_root(where, split)
+        result = load_coco_root(where, split, problems=problems)
         result.name = f"builtin/{result.name}"
         return result
     if layout == "coco":
-        return load_coco_root(where, split)
+        return load_coco_root(where, split, problems=problems)
     if layout == "coco-json":
-        return load_coco_json(where)
+        return load_coco_json(where, problems=problems)
     if layout == "coco-split-folders":
-        return load_coco_json(_split_folder_json(where, split), name=split, root=where)
+        return load_coco_json(_split_folder_json(where, split), name=split, root=where, problems=problems)
     if layout == "voc":
-        return load_voc(where, split)
+        return load_voc(where, split, problems=problems)
     if layout == "vocdevkit":
-        return load_vocdevkit(where, split)
-    return load_yolo(where, split)
+        return load_vocdevkit(where, split, problems=problems)
+    return load_yolo(where, split, problems=problems)
+
+
+def list_splits(data: PathLike) -> Tuple[str, Path, List[str]]:
+    """-> (layout, path, names of the splits the dataset has), each name loadable with
+    :func:`load_split`: COCO: one per detection json (train2017, val2017, ...); a single json:
+    its stem; VOC: train/val/test lists (else every list); VOCdevkit: train and val; YOLO:
+    train/val/test keys of the yaml."""
+    layout, where = detect_layout(data)
+    if layout in ("builtin", "coco"):
+        return layout, where, coco_split_names(where)
+    if layout == "coco-json":
+        return layout, where, [where.stem]
+    if layout == "coco-split-folders":
+        return layout, where, [s for s in ("train", "val", "test") if _find_split_folder_json(where, s)]
+    if layout == "voc":
+        lists = sorted(p.stem for p in (where / "ImageSets" / "Main").glob("*.txt") if "_" not in p.stem)
+        usual = [s for s in ("train", "val", "test") if s in lists]
+        return layout, where, usual if {"train", "val"} & set(usual) else lists
+    if layout == "vocdevkit":
+        return layout, where, ["train", "val"]
+    cfg = read_data_yaml(where)
+    keys = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+    return layout, where, [s for s, ks in keys.items() if any(cfg.get(k) for k in ks)]
 
 
 def detect_layout(data: PathLike) -> Tuple[str, Path]:

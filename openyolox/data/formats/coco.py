@@ -15,6 +15,12 @@ COCO ``bbox`` [x, y, w, h] becomes xyxy; ``iscrowd`` is kept; annotations are ke
 written (degenerate boxes included: validation is a separate step). Sizes come from the
 json; images are opened (header only) only when it omits them.
 
+Lenient mode (``problems=[]``, used by ``openyolox check-data``): instead of raising at the
+first bad entry, the readers append ``(file, kind, detail)`` to ``problems`` and skip what
+they cannot use (an image entry without id, a repeated image id, an annotation naming an
+unknown image or category or holding a bad bbox); listed images that are missing are kept as
+records for the checks to report. Problems with the file as a whole still raise.
+
 Speed: a 118k-image / 860k-box json (COCO train2017) is one json parse (orjson when it is
 installed) plus one Python pass over the annotations.
 """
@@ -49,24 +55,27 @@ _NOT_DETECTION = ("captions", "person_keypoints", "panoptic", "stuff", "image_in
 # ----------------------------------------------------------------------------- loading
 
 
-def load_coco_root(root: PathLike, split: str) -> DatasetSplit:
+def load_coco_root(root: PathLike, split: str, problems: Optional[list] = None) -> DatasetSplit:
     """Load split ``split`` ("train", "val" or an explicit name like "val2017") of a COCO
-    root that has an ``annotations/`` folder."""
+    root that has an ``annotations/`` folder. ``problems``: see lenient mode above."""
     root = Path(root)
     json_path, split_name = find_coco_annotation(root, split)
     candidates = [root / split_name, root / "images" / split_name]
     if split != split_name:
         candidates += [root / split, root / "images" / split]
     candidates += [root / "images", root, json_path.parent]
-    return load_coco_json(json_path, image_dirs=candidates, name=split_name, root=root)
+    return load_coco_json(json_path, image_dirs=candidates, name=split_name, root=root, problems=problems)
 
 
 def load_coco_json(json_path: PathLike, image_dirs: Optional[Sequence[PathLike]] = None,
-                   name: str = "", root: Optional[PathLike] = None) -> DatasetSplit:
+                   name: str = "", root: Optional[PathLike] = None,
+                   problems: Optional[list] = None) -> DatasetSplit:
     """Load one COCO json file.
 
     image_dirs: folders to try, in order, as the base of the images' ``file_name``; the first
     one that holds the listed images wins. Default: :func:`default_image_dirs`.
+    problems: None to raise DataError at the first bad entry; a list to collect
+    ``(file, kind, detail)`` tuples instead (lenient mode, see the module docstring).
     """
     json_path = Path(json_path)
     # Millions of small objects get created below; the cyclic GC would rescan them over and
@@ -75,21 +84,27 @@ def load_coco_json(json_path: PathLike, image_dirs: Optional[Sequence[PathLike]]
         data = read_coco_json(json_path)
         images, annotations, categories = _check_top_level(data, json_path)
         class_names, category_ids, cat_index = _parse_categories(categories, json_path)
-        ids, file_names, sizes = _parse_images(images, json_path)
+        ids, file_names, sizes = _parse_images(images, json_path, problems)
 
         dirs = [Path(d) for d in (image_dirs or default_image_dirs(json_path))]
         image_dir = find_image_dir(json_path, file_names, dirs)
-        check_images_exist(json_path, image_dir, file_names)
+        if problems is None:  # lenient: the checks report each missing image
+            check_images_exist(json_path, image_dir, file_names)
 
         img_index = {image_id: i for i, image_id in enumerate(ids)}
-        per_image = _group_annotations(annotations, img_index, cat_index, json_path)
+        per_image = _group_annotations(annotations, img_index, cat_index, json_path, problems)
         del data, images, annotations
 
         records = []
         base = str(image_dir)
         for i, (image_id, file_name) in enumerate(zip(ids, file_names)):
             path = Path(os.path.join(base, file_name))
-            width, height = sizes[i] if sizes[i] is not None else read_image_size(path)
+            if sizes[i] is not None:
+                width, height = sizes[i]
+            elif problems is None:
+                width, height = read_image_size(path)
+            else:
+                width, height = _lenient_size(path, problems)
             boxes, classes, crowd = per_image[i]
             records.append(ImageRecord(path=path, image_id=image_id, width=width, height=height,
                                        boxes=boxes, classes=classes, iscrowd=crowd))
@@ -151,6 +166,13 @@ def find_coco_annotation(root: PathLike, split: str) -> Tuple[Path, str]:
     names = ", ".join(p.name for p in found)
     raise DataError(f"{ann_dir}: several annotation files match split '{split}' ({names}); pass the "
                     f"explicit split name, e.g. '{_split_name_from_stem(found[-1].stem)}'")
+
+
+def coco_split_names(root: PathLike) -> List[str]:
+    """Split names of a COCO root, one per detection json in ``annotations/`` (instances_val2017.json
+    -> "val2017"), each one :func:`find_coco_annotation` maps back to its file."""
+    jsons = sorted(p for p in (Path(root) / "annotations").glob("*.json") if not p.name.startswith("."))
+    return [_split_name_from_stem(p.stem) for p in jsons if not p.stem.lower().startswith(_NOT_DETECTION)]
 
 
 def default_image_dirs(json_path: Path) -> List[Path]:
@@ -290,7 +312,26 @@ def _parse_categories(categories: list, path: Path):
     return [c[1] for c in cats], ids, {cid: i for i, cid in enumerate(ids)}
 
 
-def _parse_images(images: list, path: Path):
+def _lenient_size(path: Path, problems: list) -> Tuple[int, int]:
+    """Header size of an image the json gives no size for; (0, 0) when it cannot be read
+    (a missing file is left to the checks; an unreadable one is reported here)."""
+    if not path.is_file():
+        return 0, 0
+    try:
+        return read_image_size(path)
+    except DataError as exc:
+        problems.append((str(path), "unreadable-image", _without_path(str(exc), path)))
+        return 0, 0
+
+
+def _without_path(message: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _parse_images(images: list, path: Path, problems: Optional[list] = None):
+    if problems is not None:
+        return _parse_images_lenient(images, path, problems)
     ids, file_names, sizes = [], [], []
     for k, img in enumerate(images):
         try:
@@ -318,11 +359,47 @@ def _parse_images(images: list, path: Path):
     return ids, file_names, sizes
 
 
-def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path):
+def _parse_images_lenient(images: list, path: Path, problems: list):
+    """_parse_images that skips (and reports) unusable entries; a repeated id keeps its first entry."""
+    ids, file_names, sizes = [], [], []
+    first: Dict[object, str] = {}
+    for k, img in enumerate(images):
+        try:
+            image_id, file_name = img["id"], img["file_name"]
+        except (KeyError, TypeError):
+            problems.append((str(path), "bad-annotation", f"images[{k}] needs 'id' and 'file_name'; skipped"))
+            continue
+        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+            problems.append((str(path), "bad-annotation", f"images[{k}] has id {image_id!r}; ids are integers; "
+                                                          f"skipped"))
+            continue
+        if image_id in first:
+            problems.append((str(path), "duplicate-image-id",
+                             f"image id {image_id!r} appears more than once in 'images' ({first[image_id]}, "
+                             f"{file_name}); the first entry is kept"))
+            continue
+        first[image_id] = str(file_name)
+        size = None
+        w, h = img.get("width"), img.get("height")
+        if w and h:
+            try:
+                size = (int(w), int(h))
+            except (TypeError, ValueError):
+                problems.append((str(path), "bad-annotation", f"images[{k}] (id {image_id}) has a non-numeric "
+                                                              f"width/height {w!r}x{h!r}; read from the image"))
+        ids.append(image_id)
+        file_names.append(str(file_name))
+        sizes.append(size)
+    return ids, file_names, sizes
+
+
+def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path,
+                       problems: Optional[list] = None):
     """-> per image position: (boxes (N,4) xyxy float32, classes (N,) int64, iscrowd (N,) bool).
 
     Fast path: list comprehensions and one numpy conversion; on any failure the slow loop
-    below finds the first bad annotation and says what is wrong with it.
+    below finds the first bad annotation and says what is wrong with it (or, in lenient
+    mode, reports and drops every bad one).
     """
     n = len(annotations)
     try:
@@ -331,8 +408,11 @@ def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path
         crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in annotations), bool, n)
         xywh = np.array([a["bbox"] for a in annotations], np.float64).reshape(n, 4)
     except (KeyError, TypeError, ValueError, AttributeError):
-        _diagnose_annotations(annotations, img_index, cat_index, path)
-        raise
+        if problems is None:
+            _diagnose_annotations(annotations, img_index, cat_index, path)
+            raise
+        good = [a for k, a in enumerate(annotations) if _annotation_ok(k, a, img_index, cat_index, path, problems)]
+        return _group_annotations(good, img_index, cat_index, path)
     xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
     order = np.argsort(img_pos, kind="stable")
     bounds = np.searchsorted(img_pos[order], np.arange(len(img_index) + 1))
@@ -343,28 +423,46 @@ def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path
     return out
 
 
+def _annotation_ok(k: int, a, img_index: dict, cat_index: dict, path: Path, problems: list) -> bool:
+    """Lenient mode: is annotation ``k`` usable? If not, say why in ``problems``."""
+    found = _annotation_problem(k, a, img_index, cat_index)
+    if found is not None:
+        problems.append((str(path), found[0], found[1] + "; skipped"))
+    return found is None
+
+
 def _diagnose_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path) -> None:
     """Raise a DataError for the first malformed annotation."""
     for k, a in enumerate(annotations):
-        try:
-            image_id, category_id, bbox = a["image_id"], a["category_id"], a["bbox"]
-        except (KeyError, TypeError):
-            raise DataError(f"{path}: annotations[{k}] needs 'image_id', 'category_id' and 'bbox'") from None
-        ann_id = a.get("id", k)
-        try:
-            img_index[image_id]
-        except (KeyError, TypeError):
-            raise DataError(f"{path}: annotation {ann_id!r} refers to image_id {image_id!r}, "
-                            f"which is not in 'images'") from None
-        try:
-            cat_index[category_id]
-        except (KeyError, TypeError):
-            raise DataError(f"{path}: annotation {ann_id!r} has category_id {category_id!r}, which is "
-                            f"not in 'categories' (ids {sorted(cat_index)[:20]})") from None
-        try:
-            if len(bbox) != 4:
-                raise ValueError
-            [float(v) for v in bbox]
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: annotation {ann_id!r} has bbox {bbox!r}; expected "
-                            f"[x, y, width, height] numbers") from None
+        found = _annotation_problem(k, a, img_index, cat_index)
+        if found is not None:
+            raise DataError(f"{path}: {found[1]}")
+
+
+def _annotation_problem(k: int, a, img_index: dict, cat_index: dict) -> Optional[Tuple[str, str]]:
+    """(kind, detail) of what is wrong with annotations[k], or None when it is usable."""
+    try:
+        image_id, category_id, bbox = a["image_id"], a["category_id"], a["bbox"]
+    except (KeyError, TypeError):
+        return "bad-annotation", f"annotations[{k}] needs 'image_id', 'category_id' and 'bbox'"
+    ann_id = a.get("id", k)
+    try:
+        img_index[image_id]
+    except (KeyError, TypeError):
+        return "unknown-image-id", f"annotation {ann_id!r} refers to image_id {image_id!r}, which is not in 'images'"
+    try:
+        cat_index[category_id]
+    except (KeyError, TypeError):
+        return "unknown-category", (f"annotation {ann_id!r} has category_id {category_id!r}, which is not in "
+                                    f"'categories' (ids {sorted(cat_index)[:20]})")
+    try:
+        if len(bbox) != 4:
+            raise ValueError
+        [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        return "bad-annotation", f"annotation {ann_id!r} has bbox {bbox!r}; expected [x, y, width, height] numbers"
+    try:
+        bool(a.get("iscrowd", 0))
+    except (TypeError, ValueError):
+        return "bad-annotation", f"annotation {ann_id!r} has iscrowd {a.get('iscrowd')!r}; expected 0 or 1"
+    return None

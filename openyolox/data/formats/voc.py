@@ -19,6 +19,11 @@ Conventions, and why:
   them; otherwise the sorted set of names found in all of ``Annotations/`` (all xml files, not
   just the split's, so train and val agree on class indices).
 - Image ids are positions 0..N-1 in the split list.
+
+Lenient mode (``problems=[]``, used by ``openyolox check-data``): instead of raising at the
+first problem, ``(file, kind, detail)`` is appended to ``problems`` and the unusable part is
+skipped: an object with an unknown class or a malformed <bndbox>, an id listed twice, an id
+whose xml or image is missing or unreadable. A missing split list or image folder still raises.
 """
 from __future__ import annotations
 
@@ -64,14 +69,17 @@ def is_voc_root(path: PathLike) -> bool:
     return (path / "Annotations").is_dir() and (path / "JPEGImages").is_dir()
 
 
-def load_voc(root: PathLike, split: str, class_names: Optional[Sequence[str]] = None) -> DatasetSplit:
-    """Load ``ImageSets/Main/<split>.txt`` of one VOC root (VOC2007, VOC2012 or a custom one)."""
+def load_voc(root: PathLike, split: str, class_names: Optional[Sequence[str]] = None,
+             problems: Optional[list] = None) -> DatasetSplit:
+    """Load ``ImageSets/Main/<split>.txt`` of one VOC root (VOC2007, VOC2012 or a custom one).
+    ``problems``: see lenient mode above."""
     root = Path(root)
     ids = read_split_ids(root, split)
-    return _build_split([(root, ids)], class_names, name=split, root=root)
+    return _build_split([(root, ids)], class_names, name=split, root=root, problems=problems)
 
 
-def load_vocdevkit(devkit: PathLike, split: str, class_names: Optional[Sequence[str]] = None) -> DatasetSplit:
+def load_vocdevkit(devkit: PathLike, split: str, class_names: Optional[Sequence[str]] = None,
+                   problems: Optional[list] = None) -> DatasetSplit:
     """Load a split of a VOCdevkit folder holding VOC2007 and/or VOC2012.
 
     "train" = trainval of every year present; "val" = VOC2007 test when present, else val of
@@ -98,7 +106,7 @@ def load_vocdevkit(devkit: PathLike, split: str, class_names: Optional[Sequence[
             parts = [(y, read_split_ids(y, "val")) for y in years]
     else:
         parts = [(y, read_split_ids(y, split)) for y in years]
-    return _build_split(parts, class_names, name=split, root=devkit)
+    return _build_split(parts, class_names, name=split, root=devkit, problems=problems)
 
 
 def read_split_ids(root: Path, split: str) -> List[str]:
@@ -118,8 +126,11 @@ def read_split_ids(root: Path, split: str) -> List[str]:
     return ids
 
 
-def parse_voc_xml(path: PathLike) -> VocAnnotation:
-    """Parse one VOC xml file; malformed files raise DataError naming the file."""
+def parse_voc_xml(path: PathLike, problems: Optional[list] = None) -> VocAnnotation:
+    """Parse one VOC xml file; malformed files raise DataError naming the file.
+
+    problems: a list to collect malformed objects in (they are skipped) instead of raising;
+    a missing, empty or invalid file raises either way."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -140,12 +151,18 @@ def parse_voc_xml(path: PathLike) -> VocAnnotation:
         name = (obj.findtext("name") or "").strip()
         box = obj.find("bndbox")
         if not name or box is None:
-            raise DataError(f"{path}: object {k + 1} needs <name> and <bndbox>")
+            if problems is None:
+                raise DataError(f"{path}: object {k + 1} needs <name> and <bndbox>")
+            problems.append((str(path), "bad-annotation", f"object {k + 1} needs <name> and <bndbox>; skipped"))
+            continue
         try:
             xmin, ymin, xmax, ymax = (float(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
-            raise DataError(f"{path}: object {k + 1} ('{name}') needs numeric <xmin> <ymin> <xmax> <ymax> "
-                            f"in <bndbox>") from None
+            detail = f"object {k + 1} ('{name}') needs numeric <xmin> <ymin> <xmax> <ymax> in <bndbox>"
+            if problems is None:
+                raise DataError(f"{path}: {detail}") from None
+            problems.append((str(path), "bad-annotation", detail + "; skipped"))
+            continue
         names.append(name)
         boxes.append((xmin - 1.0, ymin - 1.0, xmax, ymax))
         difficult.append(_int_or_zero(obj.findtext("difficult")) == 1)
@@ -179,7 +196,9 @@ def resolve_class_names(roots: Iterable[Path], parsed: Dict[Path, VocAnnotation]
 
 
 def _build_split(parts: Sequence[Tuple[Path, List[str]]], class_names: Optional[Sequence[str]],
-                 name: str, root: Path) -> DatasetSplit:
+                 name: str, root: Path, problems: Optional[list] = None) -> DatasetSplit:
+    if problems is not None:
+        return _build_split_lenient(parts, class_names, name, root, problems)
     roots = [r for r, _ in parts]
     explicit = class_names is not None or any((r / f).is_file() for r in roots for f in CLASS_LIST_FILES)
     # Inferring classes needs every xml of the dataset; with a fixed list only the split's.
@@ -212,6 +231,81 @@ def _build_split(parts: Sequence[Tuple[Path, List[str]]], class_names: Optional[
                                        iscrowd=ann.difficult))
     return DatasetSplit(records=records, class_names=names, category_ids=list(range(len(names))),
                         name=name, root=root)
+
+
+def _build_split_lenient(parts: Sequence[Tuple[Path, List[str]]], class_names: Optional[Sequence[str]],
+                         name: str, root: Path, problems: list) -> DatasetSplit:
+    """_build_split that reports problems in ``problems`` and skips what it cannot use."""
+    roots = [r for r, _ in parts]
+    explicit = class_names is not None or any((r / f).is_file() for r in roots for f in CLASS_LIST_FILES)
+    parsed: Dict[Path, Optional[VocAnnotation]] = {}
+
+    def parse(xml_path: Path) -> Optional[VocAnnotation]:
+        if xml_path not in parsed:
+            if not xml_path.is_file():
+                problems.append((str(xml_path), "missing-annotation", "annotation file not found; every id in the "
+                                 "split list needs Annotations/<id>.xml; image skipped"))
+                parsed[xml_path] = None
+            else:
+                try:
+                    parsed[xml_path] = parse_voc_xml(xml_path, problems)
+                except DataError as exc:
+                    problems.append((str(xml_path), "bad-annotation", _without_path(str(exc), xml_path)))
+                    parsed[xml_path] = None
+        return parsed[xml_path]
+
+    if not explicit:
+        for r in roots:
+            for p in sorted((r / "Annotations").glob("*.xml")):
+                parse(p)
+    names = resolve_class_names(roots, {p: a for p, a in parsed.items() if a is not None}, class_names)
+    index = {n: i for i, n in enumerate(names)}
+
+    records: List[ImageRecord] = []
+    for r, ids in parts:
+        image_files = _list_images(r / "JPEGImages")
+        seen = set()
+        for image_id in ids:
+            if image_id in seen:
+                problems.append((str(r / "ImageSets" / "Main"), "duplicate-image-id",
+                                 f"id '{image_id}' is listed more than once in the '{name}' split list; "
+                                 f"the first is kept"))
+                continue
+            seen.add(image_id)
+            xml_path = r / "Annotations" / f"{image_id}.xml"
+            ann = parse(xml_path)
+            if ann is None:
+                continue
+            try:
+                path = _image_path(r, image_id, ann, image_files)
+            except DataError as exc:
+                problems.append((str(xml_path), "missing-image", _without_path(str(exc), xml_path)))
+                continue
+            keep, classes = [], []
+            for k, n in enumerate(ann.names):
+                if n in index:
+                    keep.append(k)
+                    classes.append(index[n])
+                else:
+                    problems.append((f"{xml_path}:{_line_of(xml_path, n)}", "unknown-class",
+                                     f"class '{n}' is not in the class list ({', '.join(names)}); object skipped"))
+            width, height = ann.width, ann.height
+            if width <= 0 or height <= 0:
+                try:
+                    width, height = read_image_size(path)
+                except DataError as exc:
+                    problems.append((str(path), "unreadable-image", _without_path(str(exc), path)))
+                    continue
+            records.append(ImageRecord(path=path, image_id=len(records), width=width, height=height,
+                                       boxes=ann.boxes[keep], classes=np.asarray(classes, np.int64),
+                                       iscrowd=ann.difficult[keep]))
+    return DatasetSplit(records=records, class_names=names, category_ids=list(range(len(names))),
+                        name=name, root=root)
+
+
+def _without_path(message: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def _list_images(folder: Path) -> Dict[str, str]:

@@ -14,12 +14,17 @@ its bounding box). A missing or empty label file means an image without objects.
 
 Image sizes come from image headers (no decode). Class indices are the ``names`` order and
 category_ids are 0..C-1. Image ids are positions 0..N-1 in the (sorted) image list.
+
+Lenient mode (``problems=[]``, used by ``openyolox check-data``): a bad label row (class id out
+of range, wrong number of values, not normalised), an image whose header cannot be read or a
+listed image that does not exist is appended to ``problems`` as ``(file, kind, detail)`` and
+skipped, instead of raising. Problems with the yaml or a split folder still raise.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import yaml
@@ -36,8 +41,9 @@ _SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid", "validation"), "test
 _NORMALISED_LIMIT = 1.5
 
 
-def load_yolo(yaml_path: PathLike, split: str) -> DatasetSplit:
-    """Load split ``split`` (a key of the yaml: train, val/valid, test, ...) of a YOLO dataset."""
+def load_yolo(yaml_path: PathLike, split: str, problems: Optional[list] = None) -> DatasetSplit:
+    """Load split ``split`` (a key of the yaml: train, val/valid, test, ...) of a YOLO dataset.
+    ``problems``: see lenient mode above."""
     yaml_path = Path(yaml_path)
     cfg = read_data_yaml(yaml_path)
     names = parse_names(cfg, yaml_path)
@@ -47,13 +53,20 @@ def load_yolo(yaml_path: PathLike, split: str) -> DatasetSplit:
         keys = ", ".join(k for k in cfg if k not in ("path", "names", "nc")) or "none"
         raise DataError(f"{yaml_path}: no '{split}' entry (split keys present: {keys}); add e.g. "
                         f"'{split}: images/{split}'")
-    images = list_split_images(cfg[key], root, yaml_path, key)
+    images = list_split_images(cfg[key], root, yaml_path, key, problems)
 
     records = []
-    for i, image_path in enumerate(images):
-        width, height = read_image_size(image_path)
-        boxes, classes = read_label_file(label_path_for(image_path), len(names), width, height, yaml_path)
-        records.append(ImageRecord(path=image_path, image_id=i, width=width, height=height,
+    for image_path in images:
+        try:
+            width, height = read_image_size(image_path)
+        except DataError as exc:
+            if problems is None:
+                raise
+            problems.append((str(image_path), "unreadable-image", _without_path(str(exc), image_path)))
+            continue
+        boxes, classes = read_label_file(label_path_for(image_path), len(names), width, height, yaml_path,
+                                         problems)
+        records.append(ImageRecord(path=image_path, image_id=len(records), width=width, height=height,
                                    boxes=boxes, classes=classes))
     return DatasetSplit(records=records, class_names=names, category_ids=list(range(len(names))),
                         name=key, root=root)
@@ -115,7 +128,7 @@ def dataset_root(cfg: dict, yaml_path: Path) -> Path:
     return base / p
 
 
-def list_split_images(entry, root: Path, yaml_path: Path, key: str) -> List[Path]:
+def list_split_images(entry, root: Path, yaml_path: Path, key: str, problems: Optional[list] = None) -> List[Path]:
     """Images of one split entry: folder(s) (searched recursively, sorted) and/or .txt lists."""
     entries = entry if isinstance(entry, (list, tuple)) else [entry]
     images: List[Path] = []
@@ -129,7 +142,7 @@ def list_split_images(entry, root: Path, yaml_path: Path, key: str) -> List[Path
                                 f"({', '.join(IMAGE_EXTENSIONS[:5])}, ...)")
             images += found
         elif p.is_file() and p.suffix.lower() == ".txt":
-            images += _read_image_list(p, root)
+            images += _read_image_list(p, root, problems)
         else:
             raise DataError(f"{yaml_path}: '{key}: {e}' -> {p} does not exist; it must be a folder of images "
                             f"or a .txt list of images (paths are relative to {root})")
@@ -148,17 +161,27 @@ def label_path_for(image_path: Path) -> Path:
 
 
 def read_label_file(path: Path, num_classes: int, width: int, height: int,
-                    yaml_path: PathLike = "") -> Tuple[np.ndarray, np.ndarray]:
+                    yaml_path: PathLike = "", problems: Optional[list] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Parse one label file -> (boxes (N, 4) xyxy float32 in pixels, classes (N,) int64).
 
-    A missing file is an image without objects. Errors name the file and line.
+    A missing file is an image without objects. Errors name the file and line; with
+    ``problems`` given, bad rows are reported there and skipped instead.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     except UnicodeDecodeError:
-        raise DataError(f"{path}: label file is not text; expected rows 'class cx cy w h'") from None
+        if problems is None:
+            raise DataError(f"{path}: label file is not text; expected rows 'class cx cy w h'") from None
+        problems.append((str(path), "bad-annotation", "label file is not text; expected rows 'class cx cy w h'"))
+        text = ""
+
+    def bad_row(where: str, kind: str, detail: str) -> None:
+        if problems is None:
+            raise DataError(f"{where}: {detail}")
+        problems.append((where, kind, detail + "; row skipped"))
+
     boxes, classes = [], []
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()
@@ -166,20 +189,24 @@ def read_label_file(path: Path, num_classes: int, width: int, height: int,
             continue
         where = f"{path}:{lineno}"
         if len(fields) != 5 and (len(fields) < 7 or len(fields) % 2 == 0):
-            raise DataError(f"{where}: expected 'class cx cy w h' (5 numbers) or a polygon 'class x1 y1 x2 y2 "
-                            f"...', got {len(fields)} values: '{line.strip()}'")
+            bad_row(where, "bad-annotation", f"expected 'class cx cy w h' (5 numbers) or a polygon 'class x1 y1 "
+                                             f"x2 y2 ...', got {len(fields)} values: '{line.strip()}'")
+            continue
         try:
             values = [float(v) for v in fields]
         except ValueError:
-            raise DataError(f"{where}: non-numeric value in '{line.strip()}'") from None
+            bad_row(where, "bad-annotation", f"non-numeric value in '{line.strip()}'")
+            continue
         cls = values[0]
         if not cls.is_integer() or not 0 <= cls < num_classes:
-            raise DataError(f"{where}: class id {fields[0]} out of range 0..{num_classes - 1} "
-                            f"({num_classes} names in {yaml_path or 'data.yaml'}); fix the label or the names")
+            bad_row(where, "class-out-of-range", f"class id {fields[0]} out of range 0..{num_classes - 1} "
+                    f"({num_classes} names in {yaml_path or 'data.yaml'}); fix the label or the names")
+            continue
         coords = np.asarray(values[1:], np.float64)
         if np.abs(coords - 0.5).max() > _NORMALISED_LIMIT - 0.5:
-            raise DataError(f"{where}: coordinates {fields[1:]} are not normalised to 0..1 (pixel values?); "
-                            f"divide x and w by the image width, y and h by its height")
+            bad_row(where, "bad-annotation", f"coordinates {fields[1:]} are not normalised to 0..1 (pixel "
+                                             f"values?); divide x and w by the image width, y and h by its height")
+            continue
         if len(fields) == 5:
             cx, cy, w, h = coords
             box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
@@ -193,7 +220,12 @@ def read_label_file(path: Path, num_classes: int, width: int, height: int,
     return boxes_px, np.asarray(classes, np.int64)
 
 
-def _read_image_list(txt: Path, root: Path) -> List[Path]:
+def _without_path(message: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _read_image_list(txt: Path, root: Path, problems: Optional[list] = None) -> List[Path]:
     """A .txt list of images: absolute paths, './x' relative to the list, others to the root."""
     images = []
     for line in txt.read_text(encoding="utf-8").splitlines():
@@ -205,6 +237,9 @@ def _read_image_list(txt: Path, root: Path) -> List[Path]:
             p = txt.parent / p if line.startswith("./") or not (root / p).exists() else root / p
         images.append(p)
     missing = [p for p in images if not p.is_file()]
+    if missing and problems is not None:
+        problems += [(str(txt), "missing-image", f"listed image {p} not found; skipped") for p in missing]
+        return [p for p in images if p.is_file()]
     if missing:
         raise DataError(f"{txt}: {len(missing)} listed image(s) not found (e.g. {missing[0]}); paths are taken "
                         f"relative to {root} or, starting with './', to the list's folder")
