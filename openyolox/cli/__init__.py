@@ -22,10 +22,17 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and the hint to --help), not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser(available: dict) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openyolox", description="YOLOX object detection")
+    parser = _Parser(prog="openyolox", description="YOLOX object detection")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in available.items():
         module.add_parser(sub)
     return parser

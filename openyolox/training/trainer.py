@@ -200,6 +200,7 @@ class Trainer:
 
     def setup(self) -> None:
         cfg = self.cfg
+        self.run_dir = self._make_run_dir()  # first: an unwritable --out fails before any work
         seed_everything(cfg.seed + self.dist.rank)
         self.train_split = prepare_split(cfg.data, "train", cfg.skip_bad, self.log)
         self.val_split = prepare_split(cfg.data, "val", cfg.skip_bad, self.log)
@@ -233,7 +234,6 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         if self.resume_state is not None:
             self._restore(self.resume_state)
-        self.run_dir = self._make_run_dir()
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
 
     def _load_finetune_weights(self, model: YOLOX, path: str) -> None:
