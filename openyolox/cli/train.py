@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or its last.pth)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes per training process")
+    p.add_argument("--workers", type=int, help="data-loading processes per training process "
+                   "(default: 0 on a CPU with <= 4 cores, else up to 8)")
     p.add_argument("--cache", choices=["ram"], help="decode all training images once into RAM")
     p.add_argument("--out", help="run folder (default runs/train/expN)")
     p.add_argument("--seed", type=int, default=0)

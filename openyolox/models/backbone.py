@@ -9,7 +9,18 @@ from torch import nn
 from openyolox.models.blocks import BaseConv, CSPLayer, Focus, ResLayer, SPPBottleneck, conv_block
 
 
-class CSPDarknet(nn.Module):
+class _Stages(nn.Module):
+    """stem -> dark2 -> dark3 -> dark4 -> dark5; the last three are the outputs."""
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        x = self.dark2(self.stem(x))
+        dark3 = self.dark3(x)
+        dark4 = self.dark4(dark3)
+        dark5 = self.dark5(dark4)
+        return {"dark3": dark3, "dark4": dark4, "dark5": dark5}
+
+
+class CSPDarknet(_Stages):
     """CSPDarknet scaled by depth and width. Returns dark3, dark4, dark5 (strides 8, 16, 32)
     with 4, 8 and 16 x int(64 * width) channels."""
 
@@ -32,15 +43,9 @@ class CSPDarknet(nn.Module):
             CSPLayer(base_ch * 16, base_ch * 16, n=base_depth, shortcut=False, depthwise=depthwise, act=act),
         )
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        x = self.dark2(self.stem(x))
-        dark3 = self.dark3(x)
-        dark4 = self.dark4(dark3)
-        dark5 = self.dark5(dark4)
-        return {"dark3": dark3, "dark4": dark4, "dark5": dark5}
 
 
-class Darknet(nn.Module):
+class Darknet(_Stages):
     """Darknet-53 (leaky ReLU 0.1): residual stages of [2, 8, 8, 4] blocks, with an SPP block
     closing dark5. Returns dark3 (256 ch), dark4 (512 ch), dark5 (512 ch)."""
 
@@ -65,9 +70,3 @@ class Darknet(nn.Module):
             BaseConv(1024, 512, 1, 1, act=act),
         )
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        x = self.dark2(self.stem(x))
-        dark3 = self.dark3(x)
-        dark4 = self.dark4(dark3)
-        dark5 = self.dark5(dark4)
-        return {"dark3": dark3, "dark4": dark4, "dark5": dark5}

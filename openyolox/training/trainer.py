@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -64,7 +65,7 @@ class TrainConfig:
     weights: Optional[str] = None
     device: str = "cpu"
     amp: bool = False
-    workers: int = 2
+    workers: Optional[int] = None          # None: 0 on a CPU with <= 4 cores, else up to 8
     cache: Optional[str] = None
     out: Optional[str] = None
     seed: int = 0
@@ -106,6 +107,8 @@ def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
     for k, v in defaults.items():
         if values[k] is None:
             values[k] = v
+    if values["workers"] is None:
+        values["workers"] = default_workers(values["device"])
     out = TrainConfig(**values)
     check_image_size(out.imgsz)
     if out.epochs < 1 or out.batch < 1:
@@ -113,6 +116,16 @@ def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
     if out.no_aug_epochs >= out.epochs and out.epochs > 1:
         raise ConfigError(f"no_aug_epochs ({out.no_aug_epochs}) must be smaller than epochs ({out.epochs})")
     return out
+
+
+def default_workers(device: str) -> int:
+    """Loader processes. On a small CPU-only machine the training step itself uses every core,
+    and extra processes only make the OpenMP threads wait (augmenting a batch costs ~5% of
+    a CPU step), so load in-process there."""
+    cores = os.cpu_count() or 1
+    if device == "cpu" and cores <= 4:
+        return 0
+    return min(8, max(1, cores // 2))
 
 
 def seed_everything(seed: int) -> None:
