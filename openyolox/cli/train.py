@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
                                    "'builtin'. Prints the run folder as its last line.")
     p.add_argument("--model", default="yolox-nano", help="yolox-nano..yolox-x, yolox-darknet53")
     p.add_argument("--data", default="builtin", help="dataset: COCO root, VOC root, data.yaml or builtin")
-    p.add_argument("--epochs", type=int, help="epochs (default 300; builtin: 12)")
+    p.add_argument("--epochs", type=int, help="epochs (default 300; builtin: 18)")
     p.add_argument("--batch", type=int, help="total batch size over all processes (default 64; builtin: 16)")
     p.add_argument("--imgsz", type=int, help="training/eval size, multiple of 32 (default: the model's test size)")
     p.add_argument("--weights", help="fine-tune from this checkpoint (class layers re-initialised if needed)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -16,6 +17,7 @@ from openyolox.data.letterbox import letterbox
 from openyolox.errors import ConfigError
 from openyolox.inference.backends import TorchBackend
 from openyolox.inference.postprocess import postprocess, scale_boxes
+from openyolox.inference.runtimes import is_exported_model, load_backend
 from openyolox.inference.sources import iter_images, warn_skipped
 from openyolox.models.yolox import YOLOX, create_model
 
@@ -75,9 +77,11 @@ class Timings:
 class Detector:
     """Detect objects with a YOLOX model.
 
-    model: a preset name ("yolox-s"), a YOLOX module, or a checkpoint path whose metadata
-    names the model. weights: checkpoint (ours or reference) to load. conf / nms: score and
-    IoU thresholds. imgsz: network input size (default the model's test size).
+    model: a preset name ("yolox-s"), a YOLOX module, a checkpoint path whose metadata
+    names the model, or an exported file (.onnx, OpenVINO .xml/folder, ncnn .param/folder,
+    .torchscript; see openyolox.inference.runtimes). weights: checkpoint (ours or reference)
+    to load. conf / nms: score and IoU thresholds. imgsz: network input size (default the
+    model's test size).
     """
 
     def __init__(self, model: Union[str, YOLOX, Path] = "yolox-s", weights: Optional[Union[str, Path]] = None,
@@ -86,6 +90,10 @@ class Detector:
                  half: bool = False, num_classes: Optional[int] = None,
                  names: Optional[Sequence[str]] = None, strict: bool = True, fuse: bool = True):
         self.conf, self.nms, self.class_agnostic = conf, nms, class_agnostic
+        self.timings = Timings()
+        if weights is None and is_exported_model(model):
+            self._init_exported(Path(model), device, imgsz, names)
+            return
         meta: Dict[str, Any] = {}
         if isinstance(model, (str, Path)) and Path(model).suffix in (".pth", ".pt", ".ckpt") and weights is None:
             weights, model = model, None
@@ -116,7 +124,24 @@ class Detector:
             raise ConfigError(f"{len(self.names)} class names given for a model with {net.num_classes} classes")
         self.category_ids = list(meta.get("category_ids") or default_category_ids(self.names))
         self.backend = TorchBackend(net, device=device, half=half, fuse=fuse)
-        self.timings = Timings()
+
+    def _init_exported(self, path: Path, device: str, imgsz, names) -> None:
+        """An exported file (ONNX, OpenVINO, ncnn, TorchScript): metadata from the file."""
+        self.backend = load_backend(path, device=device)
+        self.load_report = None
+        size = check_image_size(imgsz if imgsz is not None else self.backend.input_size)
+        if size != self.backend.input_size and not self.backend.dynamic:
+            raise ConfigError(f"{path} was exported for {self.backend.input_size[0]}x{self.backend.input_size[1]} "
+                              f"inputs; drop imgsz or export with --dynamic")
+        self.input_size = size
+        self.names = list(names or self.backend.names or default_names(self.backend.num_classes))
+        self.category_ids = list(self.backend.metadata.get("category_ids") or default_category_ids(self.names))
+        meta = self.backend.metadata
+        if self.backend.outputs_detections and (self.conf < meta["nms_conf"] or self.nms != meta["nms_iou"]
+                                                or self.class_agnostic != meta["nms_class_agnostic"]):
+            warnings.warn(f"{path} has NMS inside (score >= {meta['nms_conf']}, IoU {meta['nms_iou']}, "
+                          f"class_agnostic={meta['nms_class_agnostic']}); those settings apply, plus conf={self.conf} "
+                          f"when higher", stacklevel=3)
 
     @property
     def model(self) -> YOLOX:
@@ -146,10 +171,14 @@ class Detector:
         t0 = time.perf_counter()
         batch, ratios = self.preprocess([img for _, img in named_images])
         t1 = time.perf_counter()
-        raw = self.backend(batch)
-        self.backend.synchronize()
-        t2 = time.perf_counter()
-        dets = postprocess(raw, self.conf, self.nms, self.class_agnostic)
+        if getattr(self.backend, "outputs_detections", False):  # NMS inside the exported graph
+            dets = [d[d[:, 4] * d[:, 5] >= self.conf] for d in self.backend.detect(batch)]
+            t2 = time.perf_counter()
+        else:
+            raw = self.backend(batch)
+            self.backend.synchronize()
+            t2 = time.perf_counter()
+            dets = postprocess(raw, self.conf, self.nms, self.class_agnostic)
         out = [self._to_detections(d, r, img.shape[:2], name)
                for d, r, (name, img) in zip(dets, ratios, named_images)]
         t3 = time.perf_counter()
