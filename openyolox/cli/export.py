@@ -1,0 +1,84 @@
+"""``openyolox export``: ONNX, OpenVINO, ncnn or TorchScript, checked against PyTorch."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from openyolox.cli.common import check_file
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a model to ONNX, OpenVINO, ncnn or TorchScript",
+                       description="Export a model for deployment and check the file against PyTorch. "
+                                   "Run the result with `openyolox predict FILE` or openyolox.Detector(FILE). "
+                                   "See docs/deployment.md.")
+    p.add_argument("--model", default="yolox-s", help="model name (yolox-nano..yolox-x, yolox-darknet53) "
+                   "or a checkpoint (.pth) that names its model")
+    p.add_argument("--weights", help="checkpoint to load (openyolox or reference YOLOX .pth)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "ncnn", "torchscript"])
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N",
+                   help="input size: N or H W, multiples of 32 (default: the model's test size)")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    shape.add_argument("--dynamic", action="store_true",
+                       help="free batch size and image size (multiples of 32); not for ncnn")
+    p.add_argument("--half", action="store_true", help="FP16 weights (GPU / OpenVINO FP16 IR; ncnn fp16)")
+    p.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
+                   help="decode boxes inside the graph (default); --no-decode leaves it to the runtime")
+    p.add_argument("--nms", action="store_true",
+                   help="ONNX only: score filter and NMS inside the graph; output detections (N, 7) = "
+                        "batch_index, x1, y1, x2, y2, score, class")
+    p.add_argument("--conf", type=float, default=0.25, help="score threshold of --nms (default 0.25)")
+    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold of --nms (default 0.45)")
+    p.add_argument("--class-agnostic", action="store_true", help="--nms across classes")
+    p.add_argument("--max-det", type=int, default=10000,
+                   help="--nms: most boxes kept per class (default 10000: never binds up to 640x640 inputs)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, at least 17)")
+    p.add_argument("--no-simplify", action="store_true", help="ONNX: skip onnxslim")
+    p.add_argument("--legacy-exporter", action="store_true",
+                   help="ONNX: the deprecated TorchScript-based exporter instead of torch.export")
+    p.add_argument("--no-verify", action="store_true", help="skip running the file against PyTorch")
+    p.add_argument("--out", help="output file (onnx, torchscript) or folder (openvino, ncnn); default: "
+                                 "<model>.onnx, <model>.torchscript, <model>_openvino/, <model>_ncnn/")
+
+
+def run(args: argparse.Namespace) -> int:
+    from openyolox.config import canonical_name, check_image_size
+    from openyolox.errors import ConfigError
+    from openyolox.export import export, verify_export
+
+    check_file(args.weights, "weights file")
+    if args.model and not Path(args.model).exists():
+        canonical_name(args.model)
+    imgsz = None
+    if args.imgsz:
+        if len(args.imgsz) > 2:
+            raise ConfigError("--imgsz takes one size or H W")
+        imgsz = check_image_size(tuple(args.imgsz) if len(args.imgsz) == 2 else args.imgsz[0])
+    if args.weights is None and not Path(args.model).suffix:
+        print("warning: no --weights given: exporting random weights", file=sys.stderr)
+    path = export(args.model, weights=args.weights, format=args.format, out=args.out, imgsz=imgsz,
+                  batch=args.batch, dynamic=args.dynamic, half=args.half, decode=args.decode, nms=args.nms,
+                  conf=args.conf, iou=args.iou, class_agnostic=args.class_agnostic, max_det=args.max_det,
+                  opset=args.opset, simplify=not args.no_simplify,
+                  exporter="torchscript" if args.legacy_exporter else "dynamo")
+    if not args.no_verify:
+        from openyolox.inference.predictor import Detector
+
+        model = args.model if args.weights or not Path(args.model).suffix else None
+        weights = args.weights or (args.model if model is None else None)
+        net = Detector(model, weights=weights, imgsz=imgsz, fuse=False).backend.model
+        report = verify_export(path, net)
+        if "detections" in report:
+            line = f"{report['detections']} detections on a random batch: {report['detail']}"
+        else:
+            line = (f"max abs error {report['max_abs']:.2e}, max relative error {report['max_rel']:.2e}, "
+                    f"scaled {report['scaled']:.2e} ({report['criterion']} tolerance {report['tolerance']:g})")
+        print(f"checked with {report['backend']} against PyTorch: {line}: {'OK' if report['ok'] else 'MISMATCH'}",
+              file=sys.stderr)
+        if not report["ok"]:
+            print(f"error: the exported file does not match PyTorch ({path})", file=sys.stderr)
+            return 1
+    print(f"exported to {path}")
+    return 0
