@@ -301,3 +301,19 @@ def test_ncnn_no_decode(weights, torch_detector, tmp_path):
     path = export("yolox-nano", weights, "ncnn", out=tmp_path / "raw_ncnn", decode=False, imgsz=SIZE)
     imgs = images()
     assert_same_detections(openyolox.Detector(path).predict_images(imgs), torch_detector.predict_images(imgs))
+
+
+def test_benchmark_latency_cli_prints_table_and_json(tmp_path, capsys):
+    """Small and fast: two back-ends at 64x64, a few calls, each timed in its own process."""
+    out = tmp_path / "latency.jsonl"
+    assert main(["benchmark", "latency", "--model", "yolox-nano", "--imgsz", "64", "--runs", "3", "--batch", "2",
+                 "--backends", "pytorch-fused", "torchscript", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| back-end |" in printed and "| torchscript |" in printed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["backend"], r["batch"]) for r in rows] == [("pytorch-fused", 1), ("pytorch-fused", 2),
+                                                           ("torchscript", 1), ("torchscript", 2)]
+    for r in rows:
+        assert {"backend", "batch", "median_ms", "p90_ms", "images_per_s"} <= set(r)
+        assert r["p90_ms"] >= r["median_ms"] > 0 and r["images_per_s"] > 0
+    assert [json.loads(line) for line in printed.splitlines() if line.startswith("{")] == rows
