@@ -265,11 +265,11 @@ def test_clean_process_onnxruntime_only(dynamic_onnx, nano, tmp_path):
 
 
 def test_legacy_exporter_and_static_shape_checks(nano, tmp_path):
-    path = export(nano, format="onnx", out=tmp_path / "legacy.onnx", imgsz=256, exporter="torchscript")
+    path = export(nano, format="onnx", out=tmp_path / "legacy.onnx", imgsz=256, batch=2, exporter="torchscript")
     backend = load_backend(path)
-    assert not backend.dynamic and backend.input_size == (256, 256)
+    assert not backend.dynamic and backend.input_size == (256, 256) and backend.static_batch == 2
     x = np.random.default_rng(4).uniform(0, 255, (3, 3, 256, 256)).astype(np.float32)
-    assert_close(backend(x).numpy(), pytorch_outputs(nano, x), (256, 256))  # 3 chunks
+    assert_close(backend(x).numpy(), pytorch_outputs(nano, x), (256, 256))  # chunks of 2, the last padded
     with pytest.raises(ConfigError, match="exported for 256x256"):
         backend(np.zeros((1, 3, 320, 320), np.float32))
     with pytest.raises(ConfigError, match="exported for 256x256"):
