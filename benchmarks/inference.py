@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,19 +22,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openyolox.config import get_preset  # noqa: E402
+from openyolox.export.latency import time_calls  # noqa: E402
 from openyolox.inference.postprocess import postprocess  # noqa: E402
 from openyolox.models.yolox import create_model  # noqa: E402
 
 
 def time_ms(fn, runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    """Median milliseconds of ``runs`` calls after ``warmup`` untimed ones."""
+    return statistics.median(time_calls(fn, runs, warmup))
 
 
 def dense_prediction(pred: torch.Tensor) -> torch.Tensor:
