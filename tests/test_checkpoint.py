@@ -1,6 +1,5 @@
 """Checkpoint loading never runs code, accepts the reference formats, and saves atomically."""
 import os
-import pickle
 import zipfile
 
 import numpy as np
