@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +18,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import openyolox  # noqa: E402
-from openyolox.checkpoint import load_weights
-from openyolox.data.letterbox import letterbox  # noqa: E402
 from openyolox.cli import main  # noqa: E402
 from openyolox.errors import ConfigError  # noqa: E402
 from openyolox.export import export, match_detections, output_errors  # noqa: E402
@@ -26,7 +25,9 @@ from openyolox.export.nms_graph import append_nms  # noqa: E402
 from openyolox.export.onnx import read_metadata, set_metadata  # noqa: E402
 from openyolox.inference.postprocess import postprocess  # noqa: E402
 from openyolox.inference.runtimes import OnnxRuntimeBackend, load_backend  # noqa: E402
-from openyolox.models.yolox import create_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_helpers import assert_close, detecting_model, pytorch_outputs, sparse_conf  # noqa: E402
 
 # the operators TensorRT's ONNX parser (10.x) supports that our graphs use; see docs/deployment.md
 TENSORRT_OPS = {"Conv", "Sigmoid", "Mul", "Add", "Sub", "Div", "Concat", "MaxPool", "Resize", "Reshape",
@@ -56,66 +57,6 @@ def assert_same_detections(ours, ref):
                                    torch.from_numpy(np.c_[b.boxes, b.classes]))
         assert ok, why
         np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-4)
-
-
-def assert_close(out, ref, size, decoded=True, tol=1e-4):
-    """The export criterion (openyolox.export.output_errors): |out - ref| <= tol (|ref| + s),
-    s = the input size for decoded box columns, 1 for the rest."""
-    errors = output_errors(out, ref, max(size) if decoded else 1.0)
-    assert out.shape == ref.shape and errors["max_rel"] <= tol, errors
-
-
-def detecting_model(name):
-    """Random weights that find boxes of varied scores and sizes: batch-norm statistics
-    measured on the test images (a fresh init's activations fade layer by layer), prediction layers
-    scaled down and their biases at 0 (the default prior p = 0.01 leaves no score above 1e-4)."""
-    torch.manual_seed(0)
-    model = create_model(name)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # plain average over the calibration batch
-    with torch.no_grad():  # calibrated on the test images, letterboxed
-        model.train()(torch.stack([torch.from_numpy(letterbox(img, model.config.test_size)[0].transpose(2, 0, 1).copy())
-                                   for _, img in images(3)]).float())
-        for conv in [*model.head.cls_preds, *model.head.obj_preds, *model.head.reg_preds]:
-            conv.weight.mul_(0.05)
-            conv.bias.zero_()
-    return model.eval()
-
-
-def sparse_conf(model, named_images, keep=0.002):
-    """A score threshold that leaves at most ``keep`` of the boxes of any image: with
-    thousands of heavily overlapping random boxes, NMS turns 1e-6 score differences (float
-    rounding) into different survivors; a trained model's few confident boxes do not."""
-    quantiles = []
-    for _, image in named_images:
-        boxed, _ = letterbox(image, model.config.test_size)
-        with torch.no_grad():
-            out = model(torch.from_numpy(boxed.transpose(2, 0, 1).copy()).float()[None])[0]
-        quantiles.append(np.quantile((out[:, 4] * out[:, 5:].max(1).values).numpy(), 1 - keep))
-    return float(max(quantiles))
-
-
-def pytorch_outputs(model, x, decode=True):
-    model.head.decode_in_inference = decode
-    try:
-        with torch.no_grad():
-            return model(torch.from_numpy(x)).numpy()
-    finally:
-        model.head.decode_in_inference = True
-
-
-@pytest.fixture(scope="module")
-def weights(reference_dir):
-    return reference_dir / "nano_reference.pth"
-
-
-@pytest.fixture(scope="module")
-def nano(weights):
-    model = create_model("yolox-nano")
-    load_weights(model, weights)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +244,7 @@ def test_export_errors(tmp_path, weights):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["yolox-tiny", "yolox-s"])
 def test_onnx_tiny_and_s(name, tmp_path):
-    model = detecting_model(name)
+    model = detecting_model(name, images(3))
     path = export(model, format="onnx", out=tmp_path / f"{name}.onnx", dynamic=True)
     backend = load_backend(path)
     size = model.config.test_size

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,14 +16,14 @@ import pytest
 import torch
 
 import openyolox
-from openyolox.checkpoint import load_weights
-from openyolox.data.letterbox import letterbox
 from openyolox.cli import main
 from openyolox.errors import ConfigError
 from openyolox.export import export, match_detections, output_errors
 from openyolox.inference.runtimes import (NcnnBackend, OpenVINOBackend, TorchScriptBackend, load_backend,
                                           resolve_exported)
-from openyolox.models.yolox import create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_helpers import assert_close, detecting_model, pytorch_outputs, sparse_conf  # noqa: E402
 
 SIZE = 320  # nano input size of the default-run exports
 
@@ -45,68 +46,8 @@ def assert_same_detections(ours, ref):
         assert ok, why
 
 
-def assert_close(out, ref, size, decoded=True, tol=1e-4):
-    """The export criterion (openyolox.export.output_errors): |out - ref| <= tol (|ref| + s),
-    s = the input size for decoded box columns, 1 for the rest."""
-    errors = output_errors(out, ref, max(size) if decoded else 1.0)
-    assert out.shape == ref.shape and errors["max_rel"] <= tol, errors
-
-
-def detecting_model(name):
-    """Random weights that find boxes of varied scores and sizes: batch-norm statistics
-    measured on the test images (a fresh init's activations fade layer by layer), prediction layers
-    scaled down and their biases at 0 (the default prior p = 0.01 leaves no score above 1e-4)."""
-    torch.manual_seed(0)
-    model = create_model(name)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # plain average over the calibration batch
-    with torch.no_grad():  # calibrated on the test images, letterboxed
-        model.train()(torch.stack([torch.from_numpy(letterbox(img, model.config.test_size)[0].transpose(2, 0, 1).copy())
-                                   for _, img in images(3)]).float())
-        for conv in [*model.head.cls_preds, *model.head.obj_preds, *model.head.reg_preds]:
-            conv.weight.mul_(0.05)
-            conv.bias.zero_()
-    return model.eval()
-
-
-def sparse_conf(model, named_images, keep=0.002):
-    """A score threshold that leaves at most ``keep`` of the boxes of any image: with
-    thousands of heavily overlapping random boxes, NMS turns 1e-6 score differences (float
-    rounding) into different survivors; a trained model's few confident boxes do not."""
-    quantiles = []
-    for _, image in named_images:
-        boxed, _ = letterbox(image, model.config.test_size)
-        with torch.no_grad():
-            out = model(torch.from_numpy(boxed.transpose(2, 0, 1).copy()).float()[None])[0]
-        quantiles.append(np.quantile((out[:, 4] * out[:, 5:].max(1).values).numpy(), 1 - keep))
-    return float(max(quantiles))
-
-
-def pytorch_outputs(model, x, decode=True):
-    model.head.decode_in_inference = decode
-    try:
-        with torch.no_grad():
-            return model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
-    finally:
-        model.head.decode_in_inference = True
-
-
 def batch(shape, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def weights(reference_dir):
-    return reference_dir / "nano_reference.pth"
-
-
-@pytest.fixture(scope="module")
-def nano(weights):
-    model = create_model("yolox-nano")
-    load_weights(model, weights)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +214,7 @@ def test_torchscript_no_decode(nano, weights, torch_detector, tmp_path):
 @pytest.mark.parametrize("fmt", ["torchscript", "openvino", "ncnn"])
 def test_tiny_and_s(name, fmt, tmp_path):
     pytest.importorskip({"torchscript": "torch", "openvino": "openvino", "ncnn": "pnnx"}[fmt])
-    model = detecting_model(name)
+    model = detecting_model(name, images(3))
     path = export(model, format=fmt, out=tmp_path / f"m_{fmt}", dynamic=fmt == "openvino")
     backend = load_backend(path)
     x = batch((1, 3, *model.config.test_size), 9)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -44,25 +43,6 @@ def check_device(device: str) -> str:
 def check_file(path: Optional[str], what: str) -> Optional[str]:
     if path is not None and not Path(path).exists():
         raise ConfigError(f"{what} not found: {path}")
-    return path
-
-
-def new_run_dir(out: Optional[str], base: str) -> Path:
-    """``out`` if given, else the first free runs/<base>/expN; created and checked writable."""
-    if out:
-        path = Path(out)
-    else:
-        root = Path("runs") / base
-        n = 1
-        while (root / f"exp{n}").exists():
-            n += 1
-        path = root / f"exp{n}"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create output folder {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"output folder {path} is not writable; choose another with --out")
     return path
 
 

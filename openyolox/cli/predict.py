@@ -9,7 +9,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from openyolox.cli.common import add_model_args, load_detector, new_run_dir, validate_model_args
+from openyolox.run_dir import make_run_dir
+from openyolox.cli.common import add_model_args, load_detector, validate_model_args
 from openyolox.errors import DataError
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_cam and not src_path.exists():
         raise DataError(f"{source}: no such file or folder")
     detector = load_detector(args, conf=args.conf, nms=args.nms, class_agnostic=args.class_agnostic)
-    out_dir = new_run_dir(args.out, "predict")
+    out_dir = make_run_dir(args.out, "predict")
     rows = []
     if is_cam or src_path.suffix.lower() in VIDEO_SUFFIXES:
         n = _predict_video(detector, int(source) if is_cam else src_path, out_dir, args, rows, draw_detections)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from openyolox.cli.common import add_model_args, load_detector, new_run_dir, validate_model_args
+from openyolox.run_dir import make_run_dir
+from openyolox.cli.common import add_model_args, load_detector, validate_model_args
 
 
 def add_parser(sub) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.predictions is None:
         validate_model_args(args)
     split = load_split(args.data, args.split)
-    out_dir = new_run_dir(args.out, "val")
+    out_dir = make_run_dir(args.out, "val")
     if args.predictions:
         summary, preds = score_results_file(split, load_coco_results(args.predictions, split), args.metric)
     else:

@@ -11,8 +11,6 @@ needs to continue exactly where a run stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import random
 import sys
@@ -36,6 +34,7 @@ from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxE
 from openyolox.evaluation.coco import evaluate_coco
 from openyolox.evaluation.runner import predict_split
 from openyolox.models.yolox import YOLOX, create_model
+from openyolox.run_dir import make_run_dir
 from openyolox.training.criterion import YOLOXCriterion
 from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
                                             init_distributed, shutdown_distributed)
@@ -265,24 +264,8 @@ class Trainer:
         self.log(f"loaded {report.loaded} tensors from {path}")
 
     def _make_run_dir(self) -> Path:
-        if self.dist.is_main:
-            if self.cfg.out:
-                path = Path(self.cfg.out)
-            else:
-                root, n = Path("runs") / "train", 1
-                while (root / f"exp{n}").exists():
-                    n += 1
-                path = root / f"exp{n}"
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-                probe = path / ".write_test"
-                probe.write_text("")
-                probe.unlink()
-            except OSError as exc:
-                raise ConfigError(f"cannot write to the output folder {path}: {exc.strerror}; choose another "
-                                  f"with --out") from None
-        else:
-            path = None
+        """Rank 0 creates the folder; every rank gets its path."""
+        path = make_run_dir(self.cfg.out, "train") if self.dist.is_main else None
         return Path(broadcast_object(str(path) if path else None, self.dist))
 
     # ------------------------------------------------------------------ checkpoints
