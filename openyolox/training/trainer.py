@@ -361,23 +361,20 @@ class Trainer:
         steps = max(self.iters_per_epoch - skip, 1)
         record: Dict[str, Any] = {"epoch": self.epoch, **{k: v / steps for k, v in sums.items()},
                                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.time() - t_epoch}
+        improved = False
         if self._should_evaluate(self.epoch):
             metrics = self.evaluate()
             record.update(AP50_95=metrics.get("AP50_95"), AP50=metrics.get("AP50"))
             ap = metrics.get("AP50_95") or 0.0
-            if self.dist.is_main:
-                self.log(f"epoch {self.epoch}: AP50_95 {ap:.4f}  AP50 {metrics.get('AP50') or 0.0:.4f}")
-            if ap > self.best_ap:
-                self.best_ap = ap
-                self.history.append(record)
-                payload = self._checkpoint_payload()
-                self.save("best.pth", payload)
-                self.save("last.pth", payload)
-                self.logger.epoch(record)
-                return
+            self.log(f"epoch {self.epoch}: AP50_95 {ap:.4f}  AP50 {metrics.get('AP50') or 0.0:.4f}")
+            improved = ap > self.best_ap
+            self.best_ap = max(self.best_ap, ap)
         self.history.append(record)
         self.logger.epoch(record)
-        self.save("last.pth")
+        payload = self._checkpoint_payload() if self.dist.is_main else None
+        if improved:
+            self.save("best.pth", payload)
+        self.save("last.pth", payload)
 
     def _should_evaluate(self, epoch_done: int) -> bool:
         return (epoch_done % self.cfg.eval_interval == 0 or self.in_no_aug_phase(epoch_done - 1)
