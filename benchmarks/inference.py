@@ -6,7 +6,7 @@ Both variants run in this one process on the same input, one after the other (ne
 concurrently), with torch.inference_mode; the median of --runs timed calls after warm-up
 is reported. Postprocess = decode filter + NMS at the demo thresholds (0.25 / 0.45) on the
 model's own output, and at the evaluation thresholds (0.01 / 0.65) on the reference's
-golden prediction (../shared/reference/postprocess.npz, image 0: ~3,400 boxes survive the
+golden prediction (tests/data/reference/postprocess.npz, image 0: ~3,400 boxes survive the
 score filter), the heaviest realistic case.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def time_ms(fn, runs: int, warmup: int = 5) -> float:
 
 def dense_prediction(pred: torch.Tensor) -> torch.Tensor:
     """The golden 80-class prediction at 416 when available, else ``pred`` itself."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "reference" / "postprocess.npz"
+    path = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference" / "postprocess.npz"
     if not path.exists():
         return pred
     import numpy as np

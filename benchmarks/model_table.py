@@ -28,7 +28,7 @@ PUBLISHED = {"yolox-nano": (0.91, 1.08, 25.8), "yolox-tiny": (5.06, 6.45, 32.8),
 
 
 def build_table() -> str:
-    ref_path = ROOT.parent / "shared" / "reference" / "model_table.json"
+    ref_path = ROOT / "tests" / "data" / "reference" / "model_table.json"
     ref = json.loads(ref_path.read_text()) if ref_path.exists() else {}
     rows = ["| model | test size | params (ours) | params (reference code) | GFLOPs (ours) | "
             "GFLOPs (reference code summary) | params / GFLOPs (published) | COCO AP (published weights) |",

@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -5,14 +6,14 @@ import pytest
 from openyolox.checkpoint import load_weights
 from openyolox.models.yolox import create_model
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import golden  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.fail(f"golden data not found at {REFERENCE}: ../shared/reference must sit beside the checkout")
-    return REFERENCE
+    """tests/data/reference: the reference implementation's golden data (see its README)."""
+    return golden.REFERENCE_DIR
 
 
 @pytest.fixture(scope="module")

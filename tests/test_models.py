@@ -10,18 +10,19 @@ from openyolox.config import ModelConfig, PRESETS, canonical_name, check_image_s
 from openyolox.errors import ConfigError
 from openyolox.models.profile import count_gflops, count_parameters
 from openyolox.models.yolox import create_model
+import golden
 
 LAYOUT_NAMES = ["yolox-nano", "yolox-tiny", "yolox-s", "yolox-m", "yolox-l", "yolox-x", "yolov3"]
 
 
 @pytest.fixture(scope="module")
-def layout(reference_dir):
-    return json.loads((reference_dir / "state_dict_layout.json").read_text())
+def layout():
+    return golden.load_json("state_dict_layout")
 
 
 @pytest.fixture(scope="module")
-def table(reference_dir):
-    return json.loads((reference_dir / "model_table.json").read_text())
+def table():
+    return golden.load_json("model_table")
 
 
 @pytest.mark.parametrize("name", LAYOUT_NAMES)
@@ -50,10 +51,10 @@ def test_gflops_scale_with_area():
 
 
 def _reference_model(reference_dir, tag):
-    data = np.load(reference_dir / f"{tag}_forward.npz")
+    data = golden.load(f"{tag}_forward")
     cfg = json.loads(str(data["config"]))
     model = create_model(ModelConfig(tag, cfg["depth"], cfg["width"], depthwise=cfg["depthwise"]), cfg["num_classes"])
-    ckpt = torch.load(reference_dir / f"{tag}_reference.pth", weights_only=True)
+    ckpt = torch.load(golden.path(f"{tag}_reference.pth"), weights_only=True)
     model.load_state_dict(ckpt["model"], strict=True)
     return model.eval(), data
 

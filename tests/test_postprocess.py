@@ -1,6 +1,6 @@
 """inference.postprocess against the reference YOLOX outputs, and scale_boxes.
 
-Golden data: `postprocess.npz` from the reference implementation (see shared/reference/README.md),
+Golden data: `postprocess.npz` from the reference implementation (see tests/data/reference/README.md),
 compared with exact equality: same boxes, same scores, same order. No tolerance is needed since
 every number is either copied from the input or computed with the same float32 operations.
 """
@@ -17,13 +17,13 @@ from openyolox.inference.postprocess import postprocess, scale_boxes
 from openyolox.ops.boxes import cxcywh_to_xyxy
 from openyolox.ops.nms import batched_nms, nms
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 @pytest.fixture(scope="module")
 def golden():
-    with np.load(REFERENCE / "postprocess.npz") as data:
-        return {k: data[k] for k in data.files}
+    import golden as golden_data  # tests/golden.py
+
+    return golden_data.load("postprocess")
 
 
 def settings(golden) -> dict:

@@ -1,4 +1,4 @@
-"""LR schedule (golden), optimizer groups and EMA."""
+"""LR schedule and letterbox (golden), optimizer groups and EMA."""
 import json
 import math
 
@@ -7,17 +7,28 @@ import pytest
 import torch
 
 from openyolox.models.yolox import create_model
-from openyolox.training.schedule import BASIC_LR_PER_IMAGE, ModelEMA, WarmCosineSchedule, build_optimizer
+import golden
+from openyolox.training.recipe import BASIC_LR_PER_IMAGE
+from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer
 
 
-def test_schedule_matches_reference(reference_dir):
-    data = np.load(reference_dir / "schedule_letterbox.npz")
+def test_schedule_matches_reference():
+    data = golden.load("schedule_letterbox")
     s = json.loads(str(data["settings"]))
     ipe = s["iters_per_epoch"]
     sched = WarmCosineSchedule(BASIC_LR_PER_IMAGE * s["batch"], s["max_epoch"] * ipe, s["warmup_epochs"] * ipe,
                                s["no_aug_epochs"] * ipe, s["min_lr_ratio"])
     ours = np.array([sched(int(i)) for i in data["iters"]])
     np.testing.assert_allclose(ours, data["lrs"], rtol=1e-9, atol=1e-15)
+
+
+def test_letterbox_matches_reference():
+    from openyolox.data.letterbox import letterbox
+
+    data = golden.load("schedule_letterbox")
+    canvas, ratio = letterbox(data["image"], (416, 416))
+    assert ratio == float(data["ratio"])
+    np.testing.assert_array_equal(canvas.transpose(2, 0, 1).astype(np.float32), data["letterboxed"])
 
 
 def test_schedule_shape():

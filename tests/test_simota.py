@@ -13,19 +13,16 @@ from openyolox.training.loss import yolox_loss
 from openyolox.training.simota import assign_simota
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import golden  # noqa: E402
 from reference_simota import reference_assign, reference_loss  # noqa: E402
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CASES = ["two_images_one_empty", "crowded", "tiny_and_border", "max_labels"]
 LOSS_KEYS = ["total_loss", "iou_loss", "obj_loss", "cls_loss", "l1_loss", "num_fg"]
 INPUTS = ["outputs", "raw_reg", "labels", "grid_x", "grid_y", "strides"]
 
 
 def load_case(name: str) -> dict[str, np.ndarray]:
-    path = REFERENCE_DIR / f"simota_{name}.npz"
-    if not path.exists():
-        pytest.skip(f"golden file {path} not available")
-    return dict(np.load(path))
+    return golden.load(f"simota_{name}")
 
 
 def as_inputs(case: dict) -> dict[str, torch.Tensor]:
