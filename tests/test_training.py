@@ -12,10 +12,11 @@ from fixtures_data import make_tiny_dataset, write_coco  # noqa: E402
 
 import openyolox  # noqa: E402
 from openyolox.checkpoint import load_checkpoint, load_weights  # noqa: E402
-from openyolox.errors import DataError  # noqa: E402
+from openyolox.errors import ConfigError, DataError  # noqa: E402
 from openyolox.models.yolox import create_model  # noqa: E402
 from openyolox.training import trainer as trainer_mod  # noqa: E402
-from openyolox.training.trainer import NonFiniteLossError, TrainConfig, Trainer  # noqa: E402
+from openyolox.training.recipe import TrainConfig, resolve_defaults  # noqa: E402
+from openyolox.training.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
 # 12 images, 64 px, 2 epochs of 3 iterations: seconds per run
 FAST = dict(model="yolox-nano", epochs=2, batch=4, imgsz=64, workers=0, warmup_epochs=1, no_aug_epochs=1,
@@ -144,8 +145,36 @@ def test_no_aug_phase_switches_l1_on(coco_data, tmp_path, monkeypatch):
 
 
 def test_scaled_defaults():
-    cfg = trainer_mod.resolve_defaults(TrainConfig(model="yolox-s", data="/x"))
+    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x"))
     assert (cfg.epochs, cfg.batch, cfg.imgsz, cfg.warmup_epochs, cfg.no_aug_epochs) == (300, 64, 640, 5, 15)
     assert cfg.lr_per_image == pytest.approx(0.01 / 64) and cfg.multiscale
-    short = trainer_mod.resolve_defaults(TrainConfig(model="yolox-s", data="/x", epochs=20))
+    short = resolve_defaults(TrainConfig(model="yolox-s", data="/x", epochs=20))
     assert (short.warmup_epochs, short.no_aug_epochs) == (1, 1)
+
+
+@pytest.mark.parametrize("data", ["builtin", "/some/coco"])
+@pytest.mark.parametrize("epochs", [1, 2, 3, 4, 7, 18, 40, 300])
+def test_derived_defaults_fit_any_epoch_count(data, epochs):
+    """Whatever --epochs the user gives, the derived counts never contradict it."""
+    cfg = resolve_defaults(TrainConfig(data=data, epochs=epochs))
+    assert cfg.epochs == epochs
+    assert 0 <= cfg.no_aug_epochs < epochs or (epochs == 1 and cfg.no_aug_epochs == 0)
+    assert (cfg.no_aug_epochs >= 1) == (epochs > 1)             # an L1/no-aug phase whenever there is room
+    assert 1 <= cfg.warmup_epochs <= max(epochs - cfg.no_aug_epochs, 1)
+    assert 1 <= cfg.eval_interval <= epochs or cfg.eval_interval == 1
+
+
+def test_builtin_three_epochs_scales_no_aug():
+    cfg = resolve_defaults(TrainConfig(data="builtin", epochs=3))
+    assert (cfg.warmup_epochs, cfg.no_aug_epochs, cfg.eval_interval) == (1, 1, 1)
+
+
+def test_user_values_are_kept_and_only_user_contradictions_fail():
+    cfg = resolve_defaults(TrainConfig(data="builtin", epochs=3, no_aug_epochs=3))  # all epochs without mosaic
+    assert cfg.no_aug_epochs == 3
+    with pytest.raises(ConfigError, match=r"--no-aug-epochs 5 is longer than the run: --epochs 3"):
+        resolve_defaults(TrainConfig(data="builtin", epochs=3, no_aug_epochs=5))
+    with pytest.raises(ConfigError, match=r"--warmup-epochs 999 .*the default \d+ epochs \(set --epochs\)"):
+        resolve_defaults(TrainConfig(data="builtin", warmup_epochs=999))
+    with pytest.raises(ConfigError, match="--epochs must be >= 1"):
+        resolve_defaults(TrainConfig(epochs=0))

@@ -9,8 +9,6 @@ from typing import Dict
 import torch
 from torch import nn
 
-BASIC_LR_PER_IMAGE = 0.01 / 64
-
 
 @dataclass(frozen=True)
 class WarmCosineSchedule:

@@ -11,11 +11,9 @@ needs to continue exactly where a run stopped.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -39,95 +37,14 @@ from openyolox.training.criterion import YOLOXCriterion
 from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
                                             init_distributed, shutdown_distributed)
 from openyolox.training.logs import RunLogger
-from openyolox.training.schedule import (BASIC_LR_PER_IMAGE, ModelEMA, WarmCosineSchedule, build_optimizer,
-                                         set_lr, unwrap)
+from openyolox.training.recipe import TrainConfig, resolve_defaults
+from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 
 MULTISCALE_EVERY = 10  # iterations between input-size changes
 
 
 class NonFiniteLossError(OpenYoloxError):
     """The loss became NaN/inf; the last good weights were saved."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; plain values, stored in every checkpoint.
-
-    None means "the default for this model and dataset" (see :func:`resolve_defaults`).
-    """
-
-    model: str = "yolox-nano"
-    data: str = "builtin"
-    epochs: Optional[int] = None
-    batch: Optional[int] = None            # total over all processes
-    imgsz: Optional[int] = None
-    weights: Optional[str] = None
-    device: str = "cpu"
-    amp: bool = False
-    workers: Optional[int] = None          # None: 0 on a CPU with <= 4 cores, else up to 8
-    cache: Optional[str] = None
-    out: Optional[str] = None
-    seed: int = 0
-    warmup_epochs: Optional[int] = None
-    no_aug_epochs: Optional[int] = None
-    eval_interval: Optional[int] = None
-    lr_per_image: Optional[float] = None
-    min_lr_ratio: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    multiscale: Optional[bool] = None
-    ema: bool = True
-    skip_bad: bool = False
-    save_every: int = 0                    # also checkpoint every N iterations (0: per epoch only)
-    eval_batch: int = 16
-    progress: bool = True
-    extra: Dict[str, Any] = field(default_factory=dict)
-
-
-# The built-in synthetic set: a schedule that finishes in ~10 minutes on 2 CPU cores
-# (~32 s per epoch there). From scratch in ~1,350 steps the reference's 0.01 per 64 images
-# is far too slow: 0.01 per 16 left AP50 at 0.43 after 15 epochs, 0.02 per 16 learns the
-# classes ~2.5x faster (AP50 0.14 against 0.05 after 3 epochs).
-BUILTIN_DEFAULTS = dict(epochs=18, batch=16, imgsz=320, warmup_epochs=1, no_aug_epochs=3, eval_interval=3,
-                        lr_per_image=0.02 / 16, multiscale=False)
-
-
-def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
-    """Fill every None with the recipe's value: the report's 300-epoch schedule for real
-    data (warm-up 5 and no-aug 15 epochs, scaled down for shorter runs), a short CPU
-    schedule for the built-in set."""
-    values = dataclasses.asdict(cfg)
-    if str(cfg.data) == "builtin":
-        for k, v in BUILTIN_DEFAULTS.items():
-            if values[k] is None:
-                values[k] = v
-    epochs = values["epochs"] if values["epochs"] is not None else 300
-    defaults = dict(epochs=epochs, batch=64, imgsz=get_preset(cfg.model).test_size[0],
-                    warmup_epochs=min(5, max(1, round(epochs * 5 / 300))),
-                    no_aug_epochs=min(15, max(1, round(epochs * 15 / 300))) if epochs > 1 else 0,
-                    eval_interval=10, lr_per_image=BASIC_LR_PER_IMAGE, multiscale=True)
-    for k, v in defaults.items():
-        if values[k] is None:
-            values[k] = v
-    if values["workers"] is None:
-        values["workers"] = default_workers(values["device"])
-    out = TrainConfig(**values)
-    check_image_size(out.imgsz)
-    if out.epochs < 1 or out.batch < 1:
-        raise ConfigError(f"epochs and batch must be >= 1 (got {out.epochs}, {out.batch})")
-    if out.no_aug_epochs >= out.epochs and out.epochs > 1:
-        raise ConfigError(f"no_aug_epochs ({out.no_aug_epochs}) must be smaller than epochs ({out.epochs})")
-    return out
-
-
-def default_workers(device: str) -> int:
-    """Loader processes. On a small CPU-only machine the training step itself uses every core,
-    and extra processes only make the OpenMP threads wait (augmenting a batch costs ~5% of
-    a CPU step), so load in-process there."""
-    cores = os.cpu_count() or 1
-    if device == "cpu" and cores <= 4:
-        return 0
-    return min(8, max(1, cores // 2))
 
 
 def seed_everything(seed: int) -> None:
@@ -174,7 +91,8 @@ class Trainer:
         self.resume_state: Optional[Dict[str, Any]] = None
         if resume:
             self.resume_state = self._read_resume(resume)
-            stored = dict(self.resume_state["train_config"])
+            known = {f.name for f in dataclasses.fields(TrainConfig)}
+            stored = {k: v for k, v in self.resume_state["train_config"].items() if k in known}
             stored.update(device=cfg.device, workers=cfg.workers, progress=cfg.progress)
             cfg = TrainConfig(**stored)
             cfg.out = str(self.resume_dir)
@@ -448,8 +366,10 @@ class Trainer:
                                        progress=self.cfg.progress and self.dist.is_main, synchronize=sync)
         model.train(was_training)
         merged: Dict[Any, Any] = {}
-        for part in gather_objects(preds, self.dist):
+        parts = gather_objects(preds, self.dist)
+        for part in parts:
             merged.update(part)
+        self.last_eval_images = sum(len(part) for part in parts)  # == len(split): each image once
         self.last_predictions = merged
         metrics = evaluate_coco(self.val_split, merged) if self.dist.is_main else {}
         self.last_metrics = metrics
@@ -464,6 +384,7 @@ class Trainer:
             return
         self.logger.finish(self.val_split, self.last_predictions, metrics, self.history,
                            extra={"best_AP50_95": self.best_ap, "epochs": self.cfg.epochs,
+                                  "val_images_predicted": self.last_eval_images,
                                   "train_time_s": round(time.time() - self.start_time, 1)})
         self.log(f"final: AP50_95 {metrics.get('AP50_95') or 0:.4f}  AP50 {metrics.get('AP50') or 0:.4f}  "
                  f"(best checkpoint {self.run_dir / 'best.pth'})")
