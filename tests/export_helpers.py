@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from openyolox.data.letterbox import letterbox
-from openyolox.export import output_errors
+from openyolox.export.verify import output_errors
 from openyolox.models.yolox import create_model
 
 

@@ -20,7 +20,8 @@ ort = pytest.importorskip("onnxruntime")
 import openyolox  # noqa: E402
 from openyolox.cli import main  # noqa: E402
 from openyolox.errors import ConfigError  # noqa: E402
-from openyolox.export import export, match_detections, output_errors  # noqa: E402
+from openyolox.export import export  # noqa: E402
+from openyolox.export.verify import match_detections, output_errors  # noqa: E402
 from openyolox.export.nms_graph import append_nms  # noqa: E402
 from openyolox.export.onnx import read_metadata, set_metadata  # noqa: E402
 from openyolox.inference.postprocess import postprocess  # noqa: E402

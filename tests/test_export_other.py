@@ -18,7 +18,8 @@ import torch
 import openyolox
 from openyolox.cli import main
 from openyolox.errors import ConfigError
-from openyolox.export import export, match_detections, output_errors
+from openyolox.export import export
+from openyolox.export.verify import match_detections, output_errors
 from openyolox.inference.runtimes import (NcnnBackend, OpenVINOBackend, TorchScriptBackend, load_backend,
                                           resolve_exported)
 

@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from openyolox.config import canonical_name, check_image_size
     from openyolox.errors import ConfigError
-    from openyolox.export import export, verify_export
+    from openyolox.export import export
+    from openyolox.export.verify import describe, verify_export
 
     check_file(args.weights, "weights file")
     if args.model and not Path(args.model).exists():
@@ -70,13 +71,8 @@ def run(args: argparse.Namespace) -> int:
         weights = args.weights or (args.model if model is None else None)
         net = Detector(model, weights=weights, imgsz=imgsz, fuse=False).backend.model
         report = verify_export(path, net)
-        if "detections" in report:
-            line = f"{report['detections']} detections on a random batch: {report['detail']}"
-        else:
-            line = (f"max abs error {report['max_abs']:.2e}, max relative error {report['max_rel']:.2e}, "
-                    f"scaled {report['scaled']:.2e} ({report['criterion']} tolerance {report['tolerance']:g})")
-        print(f"checked with {report['backend']} against PyTorch: {line}: {'OK' if report['ok'] else 'MISMATCH'}",
-              file=sys.stderr)
+        print(f"checked with {report['backend']} against PyTorch: {describe(report)}: "
+              f"{'OK' if report['ok'] else 'MISMATCH'}", file=sys.stderr)
         if not report["ok"]:
             print(f"error: the exported file does not match PyTorch ({path})", file=sys.stderr)
             return 1

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -209,90 +208,10 @@ def export(model: Union[str, Path, nn.Module] = "yolox-s", weights: Optional[Uni
     return export_ncnn(net, path, settings)
 
 
-def output_errors(out: np.ndarray, ref: np.ndarray, box_scale: float = 1.0) -> Dict[str, float]:
-    """How far exported predictions (B, A, 5+C) are from PyTorch's ``ref``.
-
-    box_scale: the natural scale of the four box columns: the input size (max side) for
-    decoded boxes in pixels, 1 for raw tx, ty, tw, th; probabilities have scale 1.
-    max_rel: max |out - ref| / (|ref| + scale) element by element: relative for large values,
-    relative to the scale near 0 (a cx of 0.1 px is not known to 1e-4 of itself: it comes out
-    of (x + tx) * 32). The FP32 criterion is max_rel <= 1e-4.
-    scaled: max |out - ref| / scale, the FP16 criterion (<= 1e-2): FP16 holds a pixel
-    coordinate near 400 only to 0.25 px.
-    """
-    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
-    err = np.abs(out - ref)
-    scale = np.ones(ref.shape[-1])
-    scale[:4] = box_scale
-    return {"max_abs": float(err.max(initial=0.0)), "max_rel": float((err / (np.abs(ref) + scale)).max(initial=0.0)),
-            "scaled": float((err / scale).max(initial=0.0))}
-
-
-def match_detections(ours: torch.Tensor, ref: torch.Tensor, min_iou: float = 0.99) -> Tuple[bool, str]:
-    """Are two sets of detection rows (x1, y1, x2, y2, ..., class last) the same boxes
-    (one-to-one, IoU > min_iou) with the same classes? Returns (ok, why not).
-
-    Boxes clipped to a line at the image border have no area, hence no IoU: two such boxes
-    match when their corners agree within 0.01 px."""
-    from openyolox.ops.boxes import box_iou
-
-    if len(ours) != len(ref):
-        return False, f"{len(ours)} detections vs {len(ref)}"
-    if len(ref) == 0:
-        return True, ""
-    a, b = ours[:, :4].double(), ref[:, :4].double()
-    sim = box_iou(a, b).nan_to_num(0.0)
-    dist = (a[:, None, :] - b[None, :, :]).abs().amax(dim=2)
-    sim = torch.where(dist <= 1e-2, 2.0 - dist, sim)  # near-identical corners first
-    sim[ours[:, -1][:, None] != ref[:, -1][None, :]] = -1.0  # same class only
-    taken = torch.zeros(len(ref), dtype=torch.bool)
-    unmatched = 0
-    for i in range(len(ours)):  # greedy one-to-one
-        row = sim[i].masked_fill(taken, -1.0)
-        j = int(row.argmax())
-        if row[j] > min_iou:
-            taken[j] = True
-        else:
-            unmatched += 1
-    if unmatched:
-        return False, f"{unmatched} of {len(ref)} detections have no same-class box with IoU > {min_iou}"
-    return True, ""
-
-
-def verify_export(path: Union[str, Path], net: nn.Module, seed: int = 0) -> Dict[str, Any]:
-    """Run an exported file and ``net`` (the PyTorch model it came from) on the same random
-    batch: output errors (see output_errors) or, for graphs with NMS inside, whether the
-    detections match the Python postprocess at the graph's thresholds."""
-    from openyolox.inference.postprocess import postprocess
-    from openyolox.inference.runtimes import load_backend
-
-    backend = load_backend(path)
-    meta = backend.metadata
-    batch = 1 if backend.name == "ncnn" else (2 if backend.dynamic else backend.static_batch)
-    h, w = backend.input_size
-    x = torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (batch, 3, h, w)).astype(np.float32))
-    ref_model = copy.deepcopy(net).cpu().float().eval()
-    ref_model.head.decode_in_inference = bool(meta.get("decoded", True))
-    with torch.no_grad():
-        ref = ref_model(x)
-    tol = 1e-2 if meta.get("half") else 1e-4
-    if backend.outputs_detections:
-        expected = postprocess(ref, meta["nms_conf"], meta["nms_iou"], meta["nms_class_agnostic"])
-        got = backend.detect(x.numpy())
-        checks = [match_detections(g, e[:, [0, 1, 2, 3, 6]]) for g, e in zip(got, expected)]
-        why = "; ".join(w for ok, w in checks if not ok)
-        return {"backend": backend.name, "detections": int(sum(len(g) for g in got)), "ok": not why,
-                "detail": why or "same boxes (IoU > 0.99) and classes as the Python postprocess"}
-    errors = output_errors(backend.raw(x.numpy()), ref.numpy(), max(h, w) if ref_model.head.decode_in_inference else 1.0)
-    key = "scaled" if meta.get("half") else "max_rel"
-    return {"backend": backend.name, **errors, "tolerance": tol, "criterion": key, "ok": errors[key] <= tol}
-
-
 def write_metadata(folder: Path, settings: ExportSettings) -> Path:
     path = Path(folder) / METADATA_FILE
     path.write_text(json.dumps(settings.metadata(), indent=1))
     return path
 
 
-__all__ = ["FORMATS", "ExportSettings", "SpaceToDepthConv", "deploy_model", "export", "match_detections",
-           "output_errors", "verify_export"]
+__all__ = ["FORMATS", "ExportSettings", "SpaceToDepthConv", "deploy_model", "export"]
