@@ -43,19 +43,23 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    _check_container(path)
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        detail = f"it references {found.group(1)}" if found else "unsupported pickle content"
+        if found is None:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (its pickle data is damaged); "
+                                  f"the file may be incomplete or not a checkpoint") from None
         raise CheckpointError(
-            f"{path}: refused to load: the file needs to run code while unpickling ({detail}). "
-            f"openyolox loads only plain tensors and numbers so that a downloaded checkpoint cannot "
-            f"execute anything; if you trust its source, re-save just its state dict "
+            f"{path}: refused to load: the file needs to run code while unpickling (it references "
+            f"{found.group(1)}). openyolox loads only plain tensors and numbers so that a downloaded checkpoint "
+            f"cannot execute anything; if you trust its source, re-save just its state dict "
             f"(torch.save({{'model': model.state_dict()}}, ...))") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc}); "
+    except Exception as exc:  # any other failure inside torch.load: a damaged file, one line
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail[:200]}); "
                               f"the download may be incomplete") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
@@ -67,6 +71,24 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         else:
             raise CheckpointError(f"{path}: no 'model' state dict inside (keys: {sorted(obj)[:8]})")
     return dict(obj)
+
+
+def _check_container(path: Path) -> None:
+    """A PyTorch checkpoint is a zip archive (torch.save since 1.6) or a pickle stream (older
+    files start with the pickle protocol byte 0x80). Anything else, such as a text file or
+    an HTML error page saved under a .pth name, is refused with what it looks like."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return
+    if not head:
+        raise CheckpointError(f"{path}: the checkpoint file is empty (0 bytes); download or copy it again")
+    text = head.lstrip().lower()
+    looks = ("an HTML page (a login or error page saved instead of the file?)"
+             if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")) else
+             "a text file" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "some other file")
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint: it is {looks}; pass a .pth written by "
+                          f"torch.save (openyolox or the reference YOLOX)")
 
 
 @dataclass

@@ -21,3 +21,19 @@ class CheckpointError(OpenYoloxError):
 
 class ConfigError(OpenYoloxError):
     """An option value is invalid (unknown model name, bad image size, ...)."""
+
+
+def user_message(exc: BaseException) -> str:
+    """The message of ``exc`` as the user should read it.
+
+    An error raised inside a DataLoader worker process reaches the main process re-raised
+    with the worker's whole traceback in its message ("Caught DataError in DataLoader worker
+    process 0. Original Traceback ..."); only the original message at its end is kept."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    for name in (f"{type(exc).__module__}.{type(exc).__qualname__}: ", f"{type(exc).__qualname__}: "):
+        at = text.rfind(name)
+        if at >= 0:
+            return text[at + len(name):].strip()
+    return text.strip().splitlines()[-1]

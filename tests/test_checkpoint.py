@@ -1,5 +1,6 @@
 """Checkpoint loading never runs code, accepts the reference formats, and saves atomically."""
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -74,6 +75,28 @@ def test_container_variants(tmp_path):
         load_checkpoint(tmp_path / "trunc.pth")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"my notes about the training run\n", "it is a text file"),
+    (b"}q\x00(X\x05\x00\x00\x00notes", "not a PyTorch checkpoint"),          # stray bytes
+    (b"<!DOCTYPE html><html><body>Sign in</body></html>", "an HTML page"),
+    (b"", "empty (0 bytes)"),
+])
+def test_files_that_are_not_checkpoints_fail_in_one_line(tmp_path, content, says):
+    path = tmp_path / "notes.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=re.escape(says)) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_damaged_pickle_is_not_reported_as_code(tmp_path):
+    path = tmp_path / "damaged.pth"
+    path.write_bytes(b"\x80\x02}q\x00(garbage that is no pickle")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint") as info:
+        load_checkpoint(path)
+    assert "run code" not in str(info.value)
 
 
 def test_missing_and_unexpected_keys_are_listed(tmp_path):

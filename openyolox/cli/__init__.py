@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from openyolox.errors import OpenYoloxError
+    from openyolox.errors import OpenYoloxError, user_message
 
     try:
         return int(available[args.command].run(args) or 0)
@@ -69,7 +69,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OpenYoloxError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as exc:
         if debug:
             raise
-        print(f"openyolox {args.command}: error: {exc}", file=sys.stderr)
+        print(f"openyolox {args.command}: error: {user_message(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug of ours, or a library failing where we did not expect it
+        if debug:
+            raise
+        print(f"openyolox {args.command}: internal error: {type(exc).__name__}: {user_message(exc)[:500]} "
+              f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
 
 

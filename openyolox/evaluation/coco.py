@@ -169,9 +169,10 @@ def evaluate_coco(split: DatasetSplit, results: Union[Sequence[dict], Prediction
         "recall_thresholds" (R,), "max_dets" [1, 10, 100], area order all/small/medium/large,
       - "class_names", "backend", "num_images", "num_detections".
     """
-    if isinstance(results, Mapping):
+    if isinstance(results, Mapping):  # predictions, checked image by image as they are converted
         results = to_coco_results(split, results)
-    validate_coco_results(results, split, "results")
+    else:  # a results list from outside (a file, another tool)
+        validate_coco_results(results, split, "results")
     backend = available_backend(backend)
     id_map = image_id_map(split)
     gt = coco_ground_truth(split, id_map)

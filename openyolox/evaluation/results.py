@@ -47,7 +47,8 @@ Predictions = Mapping[ImageId, PredictionLike]
 def as_prediction(pred: PredictionLike, image_id: ImageId, num_classes: int) -> Prediction:
     """Check one image's (boxes, scores, classes) and return float64/int64 arrays.
 
-    Raises DataError when the shapes disagree or a class index is out of range.
+    Raises DataError when the shapes disagree, a box or score is not finite, or a class index
+    is out of range.
     """
     boxes, scores, classes = pred
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
@@ -57,6 +58,12 @@ def as_prediction(pred: PredictionLike, image_id: ImageId, num_classes: int) -> 
         raise DataError(
             f"predictions for image {image_id!r}: {len(boxes)} boxes, {len(scores)} scores and "
             f"{len(classes)} classes; they must have the same length"
+        )
+    bad = ~(np.isfinite(boxes).all(axis=1) & np.isfinite(scores))
+    if bad.any():
+        raise DataError(
+            f"predictions for image {image_id!r}: {int(bad.sum())} of {len(scores)} detections have a "
+            f"non-finite box or score"
         )
     outside = classes[(classes < 0) | (classes >= num_classes)]
     if outside.size:

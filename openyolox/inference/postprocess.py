@@ -21,7 +21,8 @@ def postprocess(prediction: torch.Tensor, conf_threshold: float = 0.25, nms_thre
     Returns B tensors (N, 7) with rows (x1, y1, x2, y2, obj, class_conf, class), xyxy in input
     pixels, by decreasing score = obj * class_conf. class_conf / class are the max / argmax over
     class probs; rows with score >= conf_threshold enter NMS (IoU > nms_threshold suppresses),
-    per class unless class_agnostic. An image with no detection gives a (0, 7) tensor.
+    per class unless class_agnostic. An image with no detection gives a (0, 7) tensor. Rows
+    with a non-finite box or score are dropped, so every returned number is finite.
 
     Probabilities are assumed (as the head produces): class_conf <= 1, so score >= threshold
     implies obj >= threshold, and rows failing that cheap test are dropped before the max over
@@ -36,7 +37,10 @@ def _detect_one(pred: torch.Tensor, conf_threshold: float, nms_threshold: float,
     rows = pred.index_select(0, torch.nonzero(pred[:, 4] >= conf_threshold).squeeze(1))
     class_conf, class_pred = rows[:, 5:].max(1)
     scores = rows[:, 4] * class_conf
-    passed = torch.nonzero(scores >= conf_threshold).squeeze(1)
+    # a score or box that is not finite (exp overflow in an untrained or broken model) is no
+    # detection: dropped here, so nothing downstream ever sees one
+    finite = torch.isfinite(rows[:, :4]).all(1) & scores.isfinite()
+    passed = torch.nonzero((scores >= conf_threshold) & finite).squeeze(1)
     rows, class_conf = rows.index_select(0, passed), class_conf.index_select(0, passed)
     class_pred = class_pred.index_select(0, passed)
     dets = torch.cat((cxcywh_to_xyxy(rows[:, :4]), rows[:, 4:5], class_conf[:, None],

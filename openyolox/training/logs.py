@@ -30,14 +30,22 @@ class RunLogger:
     def __init__(self, run_dir: Path, enabled: bool = True):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self.tb = None
-        if enabled:
+        self._tb: Any = None
+        self._tb_tried = False
+
+    @property
+    def tb(self):
+        """The TensorBoard writer, created at the first value logged (so a run that fails
+        before its first step leaves no tensorboard/ folder); None without tensorboard."""
+        if self.enabled and not self._tb_tried:
+            self._tb_tried = True
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+                self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
             except ImportError:  # tensorboard is an optional extra
-                self.tb = None
+                self._tb = None
+        return self._tb
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         if self.tb is not None:
@@ -81,8 +89,8 @@ class RunLogger:
         save_plots(split, predictions, metrics, self.run_dir)
         plot_training_curves(history, self.run_dir / "training_curves.png")
         draw_val_predictions(split, predictions, self.run_dir / "val_predictions")
-        if self.tb is not None:
-            self.tb.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def plot_training_curves(history: List[Mapping[str, Any]], path: Path) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -183,8 +184,19 @@ class Trainer:
 
     def _make_run_dir(self) -> Path:
         """Rank 0 creates the folder; every rank gets its path."""
+        self.created_run_dir = not (self.cfg.out and Path(self.cfg.out).exists())
         path = make_run_dir(self.cfg.out, "train") if self.dist.is_main else None
         return Path(broadcast_object(str(path) if path else None, self.dist))
+
+    def _remove_empty_run_dir(self) -> None:
+        """After a failure: a folder this run created and left with nothing in it (only empty
+        sub-folders, e.g. a failure before the first checkpoint) is removed."""
+        run_dir = getattr(self, "run_dir", None)
+        if not (self.dist.is_main and run_dir is not None and self.created_run_dir and run_dir.is_dir()):
+            return
+        if any(p.is_file() for p in run_dir.rglob("*")):
+            return
+        shutil.rmtree(run_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -239,6 +251,9 @@ class Trainer:
                 self.train_epoch()
             self.finish()
             return self.run_dir
+        except BaseException:
+            self._remove_empty_run_dir()  # a run that failed before writing anything leaves no folder
+            raise
         finally:
             shutdown_distributed(self.dist)
 
