@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openyolox.config import get_preset  # noqa: E402
-from openyolox.export.latency import time_calls  # noqa: E402
+from openyolox.bench.latency import time_calls  # noqa: E402
 from openyolox.inference.postprocess import postprocess  # noqa: E402
 from openyolox.models.yolox import create_model  # noqa: E402
 

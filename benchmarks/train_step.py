@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from openyolox.models.yolox import create_model  # noqa: E402
-from openyolox.training.benchmark import benchmark_train_step  # noqa: E402
+from openyolox.bench.train_step import benchmark_train_step  # noqa: E402
 from reference_simota import reference_loss  # noqa: E402
 
 

@@ -7,19 +7,21 @@
 """
 from __future__ import annotations
 
+import copy
+
 from openyolox.checkpoint import load_weights  # noqa: F401  (re-exported)
-from openyolox.inference.predictor import Detections, Detector  # noqa: F401
+from openyolox.inference.predictor import Detector  # noqa: F401
+from openyolox.inference.results import Detections  # noqa: F401
 from openyolox.models.yolox import YOLOX, create_model
 
 
 def build_model(name: str = "yolox-s", num_classes: int = 80, iou_type: str = "iou") -> YOLOX:
-    """A YOLOX preset ("yolox-nano" ... "yolox-x", "yolox-darknet53"/"yolov3") with the YOLOX
-    loss attached, so ``model(images, targets)`` in train mode returns the loss dict."""
-    from openyolox.training.criterion import YOLOXCriterion
+    """A YOLOX preset ("yolox-nano" ... "yolox-x", "yolox-darknet53"/"yolov3"). Besides the
+    plain network's calls, ``model(images, targets)`` in train mode returns the loss dict, as
+    in the reference (see openyolox.training.loss.YOLOXWithLoss)."""
+    from openyolox.training.loss import YOLOXWithLoss
 
-    model = create_model(name, num_classes)
-    model.criterion = YOLOXCriterion(iou_type)
-    return model
+    return YOLOXWithLoss(create_model(name, num_classes), iou_type)
 
 
 def train(model: str = "yolox-nano", data: str = "builtin", resume=None, **kwargs):
@@ -38,10 +40,14 @@ def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf:
     from openyolox.data.sources import load_split
     from openyolox.evaluation.validate import validate, write_outputs
 
-    detector = model if isinstance(model, Detector) else Detector(model, weights=weights, device=device,
-                                                                  imgsz=imgsz, conf=conf, nms=nms)
+    if isinstance(model, Detector):  # its back-end, at the evaluation thresholds
+        detector = copy.copy(model)
+        detector.conf, detector.nms, detector.class_agnostic = conf, nms, False
+    else:  # a module passed in is evaluated as it is, not fused in place
+        detector = Detector(model, weights=weights, device=device, imgsz=imgsz, conf=conf, nms=nms,
+                            fuse=not isinstance(model, YOLOX))
     ds = load_split(data, split)
-    summary, preds = validate(detector, ds, conf, nms, batch, workers, metric, progress)
+    summary, preds = validate(detector, ds, batch, workers, metric, progress)
     if out is not None:
         write_outputs(out, ds, summary, preds)
     return {k: v for k, v in summary.items() if not k.startswith("_")}

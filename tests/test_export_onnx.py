@@ -23,9 +23,11 @@ from openyolox.errors import ConfigError  # noqa: E402
 from openyolox.export import export  # noqa: E402
 from openyolox.export.verify import match_detections, output_errors  # noqa: E402
 from openyolox.export.nms_graph import append_nms  # noqa: E402
-from openyolox.export.onnx import read_metadata, set_metadata  # noqa: E402
+from openyolox.export.onnx import set_metadata  # noqa: E402
+from openyolox.inference.deployed import Deployed, from_props  # noqa: E402
 from openyolox.inference.postprocess import postprocess  # noqa: E402
-from openyolox.inference.runtimes import OnnxRuntimeBackend, load_backend  # noqa: E402
+from openyolox.inference.backends import load_backend  # noqa: E402
+from openyolox.inference.backends.onnxrt import OnnxRuntimeBackend  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_helpers import assert_close, detecting_model, pytorch_outputs, sparse_conf  # noqa: E402
@@ -99,7 +101,7 @@ def test_dynamic_onnx_matches_pytorch_batch_and_size(dynamic_onnx, nano):
 
 def test_metadata_and_graph_interface(dynamic_onnx):
     model = onnx.load(str(dynamic_onnx))
-    meta = read_metadata({p.key: p.value for p in model.metadata_props})
+    meta = from_props({p.key: p.value for p in model.metadata_props})
     assert meta["model_name"] == "yolox-nano" and meta["input_size"] == [416, 416]
     assert len(meta["class_names"]) == 80 and meta["class_names"][0] == "person"
     assert meta["decoded"] is True and meta["nms"] is False and meta["dynamic"] is True
@@ -146,8 +148,9 @@ def test_nms_graph_same_detections_as_python_postprocess(nms_onnx, weights):
 def test_nms_graph_variants(dynamic_onnx, nano, tmp_path, class_agnostic, conf, iou):
     """append_nms on the dynamic graph: batch 2, evaluation thresholds, class-agnostic."""
     proto = append_nms(onnx.load(str(dynamic_onnx)), conf=conf, iou=iou, class_agnostic=class_agnostic)
-    meta = read_metadata({p.key: p.value for p in proto.metadata_props})
-    set_metadata(proto, {**meta, "nms": True, "nms_conf": conf, "nms_iou": iou, "nms_class_agnostic": class_agnostic})
+    meta = from_props({p.key: p.value for p in proto.metadata_props})
+    set_metadata(proto, Deployed.from_json({**meta, "nms": True, "nms_conf": conf, "nms_iou": iou,
+                                            "nms_class_agnostic": class_agnostic}))
     path = tmp_path / "nms.onnx"
     onnx.save(proto, str(path))
     backend = load_backend(path)

@@ -20,8 +20,11 @@ from openyolox.cli import main
 from openyolox.errors import ConfigError
 from openyolox.export import export
 from openyolox.export.verify import match_detections, output_errors
-from openyolox.inference.runtimes import (NcnnBackend, OpenVINOBackend, TorchScriptBackend, load_backend,
-                                          resolve_exported)
+from openyolox.inference.backends import load_backend
+from openyolox.inference.backends.ncnn_net import NcnnBackend
+from openyolox.inference.backends.openvino_ir import OpenVINOBackend
+from openyolox.inference.backends.torchscript import TorchScriptBackend
+from openyolox.inference.deployed import resolve_exported
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_helpers import assert_close, detecting_model, pytorch_outputs, sparse_conf  # noqa: E402
@@ -232,7 +235,7 @@ def test_half_within_1e2(fmt, nano, tmp_path):
     """FP16 weights (and FP16 compute for ncnn and TorchScript, which is slow on a CPU)."""
     pytest.importorskip({"openvino": "openvino", "ncnn": "pnnx", "torchscript": "torch"}[fmt])
     backend = load_backend(export(nano, format=fmt, out=tmp_path / f"half_{fmt}", half=True))
-    assert backend.metadata["half"]
+    assert backend.deployed.half
     x = batch((1, 3, 416, 416), 10)
     assert output_errors(backend(x).numpy(), pytorch_outputs(nano, x), 416)["scaled"] <= 1e-2
 

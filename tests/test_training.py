@@ -84,14 +84,17 @@ def test_non_finite_loss_stops_with_context(coco_data, tmp_path, monkeypatch):
 
     def poisoned_step(self, batch):
         calls["n"] += 1
-        if calls["n"] == 3:
-            model = self.model
-            criterion = model.criterion
-            model.criterion = lambda out, t, l1: {**criterion(out, t, l1), "total_loss": torch.tensor(math.nan)}
+        if calls["n"] == 3:  # this step's loss comes out NaN
+            real_loss = trainer_mod.detection_loss
+
+            def nan_loss(out, targets, use_l1):
+                return {**real_loss(out, targets, use_l1=use_l1), "total_loss": torch.tensor(math.nan)}
+
+            monkeypatch.setattr(trainer_mod, "detection_loss", nan_loss)
             try:
                 return real_step(self, batch)
             finally:
-                model.criterion = criterion
+                monkeypatch.setattr(trainer_mod, "detection_loss", real_loss)
         return real_step(self, batch)
 
     monkeypatch.setattr(Trainer, "train_step", poisoned_step)
@@ -135,7 +138,7 @@ def test_no_aug_phase_switches_l1_on(coco_data, tmp_path, monkeypatch):
     real_step = Trainer.train_step
 
     def spy(self, batch):
-        seen.append((self.epoch, self.model.head.use_l1, self.dataset.enable_aug))
+        seen.append((self.epoch, self.use_l1, self.dataset.enable_aug))
         return real_step(self, batch)
 
     monkeypatch.setattr(Trainer, "train_step", spy)

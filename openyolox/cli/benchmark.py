@@ -14,7 +14,7 @@ from typing import Callable, Dict, Tuple
 
 
 def _add_latency(sub) -> None:
-    from openyolox.export.latency import BACKENDS
+    from openyolox.bench.latency import BACKENDS
 
     p = sub.add_parser("latency", help="batch-1 latency and batch-N throughput of every installed back-end",
                        description="Export the model to every installed back-end (PyTorch eager, PyTorch "
@@ -35,7 +35,7 @@ def _add_latency(sub) -> None:
 def _run_latency(args: argparse.Namespace) -> int:
     from openyolox.cli.common import check_file
     from openyolox.config import canonical_name, check_image_size
-    from openyolox.export.latency import benchmark_latency, format_table
+    from openyolox.bench.latency import benchmark_latency, format_table
 
     check_file(args.weights, "weights file")
     canonical_name(args.model)
@@ -94,7 +94,7 @@ def _add_train_step(sub) -> None:
 def _run_train_step(args: argparse.Namespace) -> int:
     from openyolox.cli.common import check_device
     from openyolox.config import canonical_name, check_image_size
-    from openyolox.training.benchmark import benchmark_train_step
+    from openyolox.bench.train_step import benchmark_train_step
 
     check_device(args.device)
     check_image_size(args.imgsz)

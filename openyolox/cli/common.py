@@ -48,15 +48,12 @@ def check_file(path: Optional[str], what: str) -> Optional[str]:
 
 def load_detector(args: argparse.Namespace, conf: float, nms: float, class_agnostic: bool = False):
     """A Detector from --model/--weights/--device/--imgsz/--half. ``--model`` may also be a
-    checkpoint (.pth) or an exported file."""
+    checkpoint (.pth) or an exported file (openyolox.inference.resolve)."""
     import sys
 
     from openyolox.inference.predictor import Detector
 
-    model, weights = args.model, args.weights
-    if weights is None and model and Path(model).suffix in (".pth", ".pt"):
-        model, weights = None, model
-    if weights is None and model and not Path(model).exists():
+    if args.weights is None and args.model and not Path(args.model).exists():
         print("warning: no --weights given: the network has random weights", file=sys.stderr)
-    return Detector(model, weights=weights, device=args.device, conf=conf, nms=nms, imgsz=args.imgsz,
+    return Detector(args.model, weights=args.weights, device=args.device, conf=conf, nms=nms, imgsz=args.imgsz,
                     class_agnostic=class_agnostic, half=args.half)

@@ -46,8 +46,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from openyolox.config import canonical_name, check_image_size
     from openyolox.errors import ConfigError
-    from openyolox.export import export
-    from openyolox.export.verify import describe, verify_export
+    from openyolox.export import export_and_verify
+    from openyolox.export.verify import describe
 
     check_file(args.weights, "weights file")
     if args.model and not Path(args.model).exists():
@@ -59,18 +59,12 @@ def run(args: argparse.Namespace) -> int:
         imgsz = check_image_size(tuple(args.imgsz) if len(args.imgsz) == 2 else args.imgsz[0])
     if args.weights is None and not Path(args.model).suffix:
         print("warning: no --weights given: exporting random weights", file=sys.stderr)
-    path = export(args.model, weights=args.weights, format=args.format, out=args.out, imgsz=imgsz,
-                  batch=args.batch, dynamic=args.dynamic, half=args.half, decode=args.decode, nms=args.nms,
-                  conf=args.conf, iou=args.iou, class_agnostic=args.class_agnostic, max_det=args.max_det,
-                  opset=args.opset, simplify=not args.no_simplify,
-                  exporter="torchscript" if args.legacy_exporter else "dynamo")
-    if not args.no_verify:
-        from openyolox.inference.predictor import Detector
-
-        model = args.model if args.weights or not Path(args.model).suffix else None
-        weights = args.weights or (args.model if model is None else None)
-        net = Detector(model, weights=weights, imgsz=imgsz, fuse=False).backend.model
-        report = verify_export(path, net)
+    path, report = export_and_verify(
+        args.model, weights=args.weights, format=args.format, out=args.out, imgsz=imgsz, batch=args.batch,
+        dynamic=args.dynamic, half=args.half, decode=args.decode, nms=args.nms, conf=args.conf, iou=args.iou,
+        class_agnostic=args.class_agnostic, max_det=args.max_det, opset=args.opset, simplify=not args.no_simplify,
+        exporter="torchscript" if args.legacy_exporter else "dynamo", verify=not args.no_verify)
+    if report is not None:
         print(f"checked with {report['backend']} against PyTorch: {describe(report)}: "
               f"{'OK' if report['ok'] else 'MISMATCH'}", file=sys.stderr)
         if not report["ok"]:

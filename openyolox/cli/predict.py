@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
+from openyolox.atomic import write_text_atomic
 from openyolox.run_dir import make_run_dir
 from openyolox.cli.common import add_model_args, load_detector, validate_model_args
 from openyolox.errors import DataError
@@ -25,93 +27,56 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="output folder (default runs/predict/expN)")
     p.add_argument("--no-save-images", action="store_true", help="write only predictions.json")
     p.add_argument("--max-frames", type=int, default=0, help="stop a video/webcam after N frames (0: all)")
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from openyolox.inference.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images
-    from openyolox.data.image_io import read_image
+    from openyolox.inference.sources import is_video, video_fps, webcam_index
     from openyolox.inference.visualize import draw_detections
 
     validate_model_args(args)
+    if args.batch < 1:
+        raise DataError(f"--batch must be >= 1, got {args.batch}")
     source = args.source
-    is_cam = source.isdigit()
-    src_path = Path(source)
-    if not is_cam and not src_path.exists():
+    if webcam_index(source) is None and not Path(source).exists():
         raise DataError(f"{source}: no such file or folder")
     detector = load_detector(args, conf=args.conf, nms=args.nms, class_agnostic=args.class_agnostic)
     out_dir = make_run_dir(args.out, "predict")
-    rows = []
-    if is_cam or src_path.suffix.lower() in VIDEO_SUFFIXES:
-        n = _predict_video(detector, int(source) if is_cam else src_path, out_dir, args, rows, draw_detections)
-        print(f"{n} frames processed", file=sys.stderr)
-    else:
-        if src_path.is_dir():
-            files = list_images(src_path)
-            if not files:
-                raise DataError(f"{src_path}: folder contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        elif src_path.suffix.lower() in IMAGE_SUFFIXES:
-            files = [src_path]
-        else:
-            raise DataError(f"{src_path}: not an image or video file (by its extension)")
-        skipped = 0
-        for f in tqdm(files, desc="predict", unit="img", disable=len(files) < 2, file=sys.stderr):
-            try:
-                image = read_image(f)
-            except DataError as exc:
-                if len(files) == 1:
-                    raise
-                tqdm.write(f"warning: skipping {exc}", file=sys.stderr)
-                skipped += 1
-                continue
-            (det,) = detector.predict_images([(f.stem, image)])
-            rows += det.to_coco(detector.category_ids)
-            if not args.no_save_images:
-                cv2.imwrite(str(out_dir / f"{f.stem}.jpg"),
-                            draw_detections(image, det.boxes, det.scores, det.classes, det.names))
-        if skipped:
-            print(f"warning: {skipped} unreadable image(s) skipped", file=sys.stderr)
-    (out_dir / "predictions.json").write_text(json.dumps(rows))
-    t = detector.timings.per_image_ms()
-    print(f"{detector.timings.images} image(s), {len(rows)} detections; per image: preprocess "
-          f"{t['preprocess']:.1f} ms, inference {t['inference']:.1f} ms, postprocess {t['postprocess']:.1f} ms",
-          file=sys.stderr)
-    print(f"results saved to {out_dir}")
-    return 0
-
-
-def _predict_video(detector, source, out_dir: Path, args, rows: list, draw) -> int:
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise DataError(f"{source}: cannot open video/webcam")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not isinstance(source, int) else 0
-    stem = source.stem if isinstance(source, Path) else f"webcam{source}"
-    writer = None
-    n = 0
-    bar = tqdm(total=total or None, desc="predict", unit="frame", file=sys.stderr)
+    video = is_video(source)
+    rows, n, writer = [], 0, None
+    bar = tqdm(desc="predict", unit="frame" if video else "img", file=sys.stderr, disable=not video and
+               Path(source).is_file())
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            (det,) = detector.predict_images([(f"{stem}_{n:06d}", frame)])
-            rows += det.to_coco(detector.category_ids)
-            if not args.no_save_images:
-                if writer is None:
-                    h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(out_dir / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                writer.write(draw(frame, det.boxes, det.scores, det.classes, det.names))
-            n += 1
-            bar.update(1)
-            if args.max_frames and n >= args.max_frames:
-                break
+        with warnings.catch_warnings(record=True) as skipped:
+            warnings.simplefilter("always")
+            for det in detector.stream(source, batch_size=args.batch, limit=args.max_frames):
+                rows += det.to_coco(detector.category_ids)
+                n += 1
+                bar.update(1)
+                if args.no_save_images:
+                    continue
+                drawn = draw_detections(det.image, det.boxes, det.scores, det.classes, det.names)
+                if video:
+                    if writer is None:
+                        h, w = drawn.shape[:2]
+                        stem = f"webcam{webcam_index(source)}" if webcam_index(source) is not None else Path(source).stem
+                        writer = cv2.VideoWriter(str(out_dir / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                                 video_fps(source), (w, h))
+                    writer.write(drawn)
+                else:
+                    cv2.imwrite(str(out_dir / f"{det.image_id}.jpg"), drawn)
     except KeyboardInterrupt:
         print("stopped; writing what was processed", file=sys.stderr)
     finally:
         bar.close()
-        cap.release()
         if writer is not None:
             writer.release()
-    if n == 0:
-        raise DataError(f"{source}: no frames could be read")
-    return n
+    for w in skipped:
+        print(f"warning: {w.message}", file=sys.stderr)
+    write_text_atomic(out_dir / "predictions.json", json.dumps(rows))
+    t = detector.timings.per_image_ms()
+    print(f"{n} {'frame' if video else 'image'}(s), {len(rows)} detections; per image: preprocess "
+          f"{t['preprocess']:.1f} ms, inference {t['inference']:.1f} ms, postprocess {t['postprocess']:.1f} ms",
+          file=sys.stderr)
+    print(f"results saved to {out_dir}")
+    return 0

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if len(detector.names) != split.num_classes:
             raise ValueError(f"the model predicts {len(detector.names)} classes but {args.data} has "
                              f"{split.num_classes}; pass the weights trained on this dataset")
-        summary, preds = validate(detector, split, args.conf, args.nms, args.batch, args.workers, args.metric)
+        summary, preds = validate(detector, split, args.batch, args.workers, args.metric)
     write_outputs(out_dir, split, summary, preds, plots=not args.no_plots)
     print(format_coco_summary(summary))
     print()

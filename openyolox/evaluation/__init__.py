@@ -1,13 +1,12 @@
 """Evaluation: predictions -> COCO and VOC metrics, PR curves and a confusion matrix.
 
-- results.py: the per-image Prediction arrays and the COCO results-json format
+- results.py: predictions per image (inference.results.Detections) and the COCO results-json format
 - coco.py:    COCO box metrics from any DatasetSplit (pycocotools / faster-coco-eval)
 - voc.py:     VOC mAP@0.5, 2007 11-point and area (VOC2010+) definitions
 - plots.py:   pr_curve.png and confusion_matrix.png (matplotlib, Agg, no window)
 """
 from openyolox.evaluation.coco import STAT_NAMES, evaluate_coco, format_coco_summary, format_per_class_table
 from openyolox.evaluation.results import (
-    Prediction,
     load_coco_results,
     predictions_from_coco_results,
     save_coco_results,
@@ -17,7 +16,6 @@ from openyolox.evaluation.voc import evaluate_voc, format_voc_table
 
 __all__ = [
     "STAT_NAMES",
-    "Prediction",
     "evaluate_coco",
     "evaluate_voc",
     "format_coco_summary",

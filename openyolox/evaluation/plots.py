@@ -61,7 +61,8 @@ def confusion_matrix(split: DatasetSplit, predictions: Predictions, iou: float =
         if pred is None:
             np.add.at(matrix, (gt_cls, C), 1)
             continue
-        boxes, scores, classes = as_prediction(pred, rec.image_id, C)
+        det = as_prediction(pred, rec.image_id, C)
+        boxes, scores, classes = det.boxes, det.scores, det.classes
         keep = scores >= conf
         boxes, classes = boxes[keep], classes[keep]
         if rec.iscrowd.any() and len(boxes):

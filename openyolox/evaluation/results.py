@@ -1,56 +1,41 @@
 """Predictions for a dataset split, and the COCO results-json format they travel in.
 
-Inside openyolox a split's predictions are a dict ``image_id -> Prediction`` with
-``boxes (N, 4) xyxy original pixels``, ``scores (N,)`` and ``classes (N,)`` contiguous
-class indices (the same index space as :class:`~openyolox.data.records.ImageRecord`).
-Outside, they are a COCO results list (``image_id``, ``category_id``, ``bbox`` xywh,
-``score``), the format pycocotools, the COCO test server and most tools read.
-
-Numbers are written as they are, with no rounding: rounding scores creates ties and
-rounding boxes moves IoUs, and either can change AP; exact floats keep a results file
-scoring the same as the predictions it came from.
+Inside openyolox a split's predictions are a dict ``image_id -> Detections``
+(openyolox.inference.results: ``boxes (N, 4) xyxy original pixels``, ``scores (N,)``,
+``classes (N,)`` contiguous class indices, the same index space as
+:class:`~openyolox.data.records.ImageRecord`); a plain (boxes, scores, classes) triple is
+accepted too. Outside, they are a COCO results list (``image_id``, ``category_id``, ``bbox``
+xywh, ``score``), the format pycocotools, the COCO test server and most tools read, written
+by the one COCO writer (openyolox.inference.results.coco_rows): numbers as they are, no
+rounding, so a results file scores the same as the predictions it came from.
 """
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
 import numpy as np
 
 from openyolox.atomic import atomic_write
 from openyolox.data.records import DatasetSplit, ImageId
 from openyolox.errors import DataError
+from openyolox.inference.results import Detections, DetectionsLike, coco_rows
 
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
 
-
-class Prediction(NamedTuple):
-    """Detections for one image.
-
-    boxes:   (N, 4) xyxy in original image pixels
-    scores:  (N,) confidence
-    classes: (N,) contiguous class index 0..C-1
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    classes: np.ndarray
+Predictions = Mapping[ImageId, DetectionsLike]
 
 
-# What callers may pass: Prediction or any (boxes, scores, classes) triple.
-PredictionLike = Union[Prediction, Tuple[np.ndarray, np.ndarray, np.ndarray]]
-Predictions = Mapping[ImageId, PredictionLike]
-
-
-def as_prediction(pred: PredictionLike, image_id: ImageId, num_classes: int) -> Prediction:
-    """Check one image's (boxes, scores, classes) and return float64/int64 arrays.
+def as_prediction(pred: DetectionsLike, image_id: ImageId, num_classes: int) -> Detections:
+    """Check one image's detections (Detections or a (boxes, scores, classes) triple) and
+    return them as Detections with float64 boxes and scores.
 
     Raises DataError when the shapes disagree, a box or score is not finite, or a class index
     is out of range.
     """
-    boxes, scores, classes = pred
+    boxes, scores, classes = (pred.boxes, pred.scores, pred.classes) if isinstance(pred, Detections) else pred
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     classes = np.asarray(classes).reshape(-1)
@@ -71,7 +56,7 @@ def as_prediction(pred: PredictionLike, image_id: ImageId, num_classes: int) -> 
             f"predictions for image {image_id!r}: {outside.size} class indices outside "
             f"0..{num_classes - 1}, e.g. {int(outside[0])}"
         )
-    return Prediction(boxes, scores, classes.astype(np.int64))
+    return Detections(boxes, scores, classes.astype(np.int64), image_id=image_id)
 
 
 def check_image_ids(split: DatasetSplit, image_ids: Iterable[ImageId], source: str) -> None:
@@ -92,7 +77,7 @@ def _examples(values: Sequence, n: int = 5) -> str:
 
 
 def to_coco_results(split: DatasetSplit, predictions: Predictions) -> List[dict]:
-    """Turn ``image_id -> (boxes (N,4) xyxy pixels, scores, classes)`` into COCO results.
+    """Turn ``image_id -> Detections`` into COCO results (the one COCO writer, per image).
 
     ``category_id`` is the dataset's own id (``split.category_ids[class]``), ``bbox`` is
     ``[x, y, w, h]`` in original pixels computed in float64, ``image_id`` the split's id
@@ -100,22 +85,14 @@ def to_coco_results(split: DatasetSplit, predictions: Predictions) -> List[dict]
     have no detections.
     """
     check_image_ids(split, predictions.keys(), "to_coco_results")
-    cat_ids = np.asarray(split.category_ids, dtype=np.int64)
     out: List[dict] = []
     for image_id, pred in predictions.items():
-        boxes, scores, classes = as_prediction(pred, image_id, split.num_classes)
-        if isinstance(image_id, np.generic):  # numpy ints are not JSON-serialisable
-            image_id = image_id.item()
-        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).tolist()
-        out.extend(
-            {"image_id": image_id, "category_id": c, "bbox": b, "score": s}
-            for b, s, c in zip(xywh, scores.tolist(), cat_ids[classes].tolist())
-        )
+        out.extend(coco_rows(as_prediction(pred, image_id, split.num_classes), image_id, split.category_ids))
     return out
 
 
-def predictions_from_coco_results(split: DatasetSplit, results: Sequence[dict]) -> Dict[ImageId, Prediction]:
-    """The inverse of :func:`to_coco_results`: COCO results -> ``image_id -> Prediction``.
+def predictions_from_coco_results(split: DatasetSplit, results: Sequence[dict]) -> Dict[ImageId, Detections]:
+    """The inverse of :func:`to_coco_results`: COCO results -> ``image_id -> Detections``.
 
     Used to score a results file with the VOC metric or draw a confusion matrix from it.
     Results are checked with :func:`validate_coco_results` first.
@@ -125,13 +102,13 @@ def predictions_from_coco_results(split: DatasetSplit, results: Sequence[dict]) 
     grouped: Dict[ImageId, list] = {r.image_id: [] for r in split.records}
     for r in results:
         grouped[r["image_id"]].append(r)
-    preds: Dict[ImageId, Prediction] = {}
+    preds: Dict[ImageId, Detections] = {}
     for image_id, rs in grouped.items():
         xywh = np.asarray([r["bbox"] for r in rs], dtype=np.float64).reshape(-1, 4)
         boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         scores = np.asarray([r["score"] for r in rs], dtype=np.float64)
         classes = np.asarray([cat_to_class[r["category_id"]] for r in rs], dtype=np.int64)
-        preds[image_id] = Prediction(boxes, scores, classes)
+        preds[image_id] = Detections(boxes, scores, classes, image_id=image_id)
     return preds
 
 

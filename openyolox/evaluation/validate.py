@@ -16,7 +16,7 @@ from openyolox.evaluation.results import (Predictions, predictions_from_coco_res
                                           to_coco_results)
 from openyolox.evaluation.runner import predict_split
 from openyolox.evaluation.voc import evaluate_voc
-from openyolox.inference.predictor import Detector
+from openyolox.inference.predictor import Detector, Timings
 
 
 def score(split: DatasetSplit, predictions: Predictions, metric: str = "coco") -> Dict[str, Any]:
@@ -34,22 +34,21 @@ def score(split: DatasetSplit, predictions: Predictions, metric: str = "coco") -
     return summary
 
 
-def validate(detector: Detector, split: DatasetSplit, conf: float = 0.01, nms: float = 0.65,
-             batch_size: int = 8, workers: int = 2, metric: str = "coco", progress: bool = True
-             ) -> Tuple[Dict[str, Any], Predictions]:
-    """Run ``detector`` over ``split`` at its input size and score it.
+def validate(detector: Detector, split: DatasetSplit, batch_size: int = 8, workers: int = 2, metric: str = "coco",
+             progress: bool = True) -> Tuple[Dict[str, Any], Predictions]:
+    """Run ``detector`` over ``split`` at its input size and thresholds, and score it.
 
     Returns (summary with metrics and per-image timing in ms, predictions)."""
     t0 = time.perf_counter()
-    preds, timings = predict_split(detector.backend, split, detector.input_size, conf=conf, nms=nms,
-                                   batch_size=batch_size, workers=workers, progress=progress,
-                                   synchronize=detector.backend.synchronize)
+    detector.timings = Timings()
+    preds = predict_split(detector, split, batch_size=batch_size, workers=workers, progress=progress)
     t1 = time.perf_counter()
     summary = score(split, preds, metric)
-    summary["timing_ms_per_image"] = {**{k: round(v, 3) for k, v in timings.per_image_ms().items()},
+    summary["timing_ms_per_image"] = {**{k: round(v, 3) for k, v in detector.timings.per_image_ms().items()},
                                       "metric": round(1000 * (time.perf_counter() - t1) / max(len(split), 1), 3),
                                       "total": round(1000 * (t1 - t0) / max(len(split), 1), 3)}
-    summary["settings"] = {"conf": conf, "nms": nms, "img_size": list(detector.input_size), "images": len(split)}
+    summary["settings"] = {"conf": detector.conf, "nms": detector.nms, "img_size": list(detector.input_size),
+                           "images": len(split)}
     return summary, preds
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from openyolox.export import ExportSettings, deploy_model, write_metadata
+from openyolox.export.graph import deploy_model
+from openyolox.inference.deployed import Deployed, write_sidecar
 
 PARAM_NAME = "model.ncnn.param"
 BIN_NAME = "model.ncnn.bin"
 
 
-def export_ncnn(net: nn.Module, folder: Path, settings: ExportSettings) -> Path:
+def export_ncnn(net: nn.Module, folder: Path, settings: Deployed) -> Path:
     try:
         import pnnx
     except ImportError:
@@ -49,8 +50,8 @@ def export_ncnn(net: nn.Module, folder: Path, settings: ExportSettings) -> Path:
                 raise RuntimeError(f"pnnx did not write {src}; run pnnx by hand on a trace to see why")
             shutil.move(str(Path(tmp) / src), str(folder / dst))
     settings.batch, settings.dynamic = 1, False
-    settings.extra.update(input_blob="in0", output_blob="out0")
-    write_metadata(folder, settings)
+    settings.input_blob, settings.output_blob = "in0", "out0"  # pnnx's names
+    write_sidecar(folder, settings)
     return folder
 
 

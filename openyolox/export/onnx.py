@@ -9,7 +9,7 @@ with ``exporter="torchscript"``.
 Graph: input ``images`` float32 (B, 3, H, W), BGR 0..255, no normalisation; output
 ``output`` (B, A, 5 + C) = cx, cy, w, h (input pixels), obj prob, class probs (or the raw
 tx, ty, tw, th with ``decoded=False``), or ``detections`` (N, 7) with NMS in the graph (see
-:mod:`openyolox.export.nms_graph`). Metadata: every field of ``ExportSettings.metadata()``
+:mod:`openyolox.export.nms_graph`). Metadata: every field of ``openyolox.inference.deployed.Deployed``
 as a ``metadata_props`` entry whose value is JSON.
 """
 from __future__ import annotations
@@ -20,17 +20,17 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict
 
 import torch
 from torch import nn
 
-from openyolox.export import INPUT_NAME, ExportSettings, deploy_model
+from openyolox.export.graph import deploy_model
+from openyolox.inference.deployed import INPUT_NAME, Deployed, to_props
 
 MAX_SIDE = 8192  # largest image side a --dynamic graph is declared for
 
 
-def export_onnx(net: nn.Module, path: Path, settings: ExportSettings, opset: int = 18, simplify: bool = True,
+def export_onnx(net: nn.Module, path: Path, settings: Deployed, opset: int = 18, simplify: bool = True,
                 exporter: str = "dynamo") -> Path:
     """Write ``net`` as ONNX to ``path`` (fused, Focus as one conv; see deploy_model)."""
     import onnx
@@ -46,7 +46,7 @@ def export_onnx(net: nn.Module, path: Path, settings: ExportSettings, opset: int
 
         proto = append_nms(proto, conf=settings.nms_conf, iou=settings.nms_iou,
                            class_agnostic=settings.nms_class_agnostic, max_det=settings.max_det)
-    set_metadata(proto, settings.metadata())
+    set_metadata(proto, settings)
     proto.producer_name = "openyolox"
     onnx.checker.check_model(proto, full_check=True)
     path = Path(path)
@@ -57,7 +57,7 @@ def export_onnx(net: nn.Module, path: Path, settings: ExportSettings, opset: int
     return path
 
 
-def trace_onnx(model: nn.Module, settings: ExportSettings, opset: int = 18, exporter: str = "dynamo"):
+def trace_onnx(model: nn.Module, settings: Deployed, opset: int = 18, exporter: str = "dynamo"):
     """The network alone as an onnx.ModelProto with input ``images`` and output ``output``."""
     import onnx
 
@@ -122,7 +122,7 @@ def _quiet(fn):
             lg.setLevel(level)
 
 
-def _name_dims(proto, settings: ExportSettings) -> None:
+def _name_dims(proto, settings: Deployed) -> None:
     """Readable names for the free dimensions of the graph's input and output."""
     if not settings.dynamic:
         return
@@ -149,21 +149,9 @@ def slim(proto):
     return slimmed if slimmed is not None else proto
 
 
-def set_metadata(proto, metadata: Dict[str, Any]) -> None:
-    """Store ``metadata`` as ONNX metadata_props, each value JSON-encoded."""
+def set_metadata(proto, deployed: Deployed) -> None:
+    """Store the deployed-file metadata as ONNX metadata_props (inference.deployed.to_props)."""
     del proto.metadata_props[:]
-    for key, value in metadata.items():
+    for key, value in to_props(deployed).items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-
-
-def read_metadata(props: Dict[str, str]) -> Dict[str, Any]:
-    """The inverse of set_metadata, from a {key: str} mapping (onnx or ONNX Runtime's
-    ``get_modelmeta().custom_metadata_map``). Values that are not JSON stay strings."""
-    meta = {}
-    for key, value in props.items():
-        try:
-            meta[key] = json.loads(value)
-        except (TypeError, ValueError):
-            meta[key] = value
-    return meta
+        entry.key, entry.value = key, value

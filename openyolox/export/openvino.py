@@ -13,12 +13,12 @@ from pathlib import Path
 
 from torch import nn
 
-from openyolox.export import ExportSettings, write_metadata
+from openyolox.inference.deployed import Deployed, write_sidecar
 
 XML_NAME = "model.xml"
 
 
-def export_openvino(net: nn.Module, folder: Path, settings: ExportSettings, opset: int = 18,
+def export_openvino(net: nn.Module, folder: Path, settings: Deployed, opset: int = 18,
                     exporter: str = "dynamo") -> Path:
     import openvino as ov
 
@@ -34,5 +34,5 @@ def export_openvino(net: nn.Module, folder: Path, settings: ExportSettings, opse
                                 opset=opset, exporter=exporter)
         ov_model = ov.convert_model(str(onnx_path))
         ov.save_model(ov_model, str(folder / XML_NAME), compress_to_fp16=settings.half)
-    write_metadata(folder, settings)
+    write_sidecar(folder, settings)
     return folder

@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from openyolox.export import METADATA_FILE, ExportSettings, deploy_model
+from openyolox.export.graph import deploy_model
+from openyolox.inference.deployed import METADATA_FILE, Deployed
 
 
-def export_torchscript(net: nn.Module, path: Path, settings: ExportSettings) -> Path:
+def export_torchscript(net: nn.Module, path: Path, settings: Deployed) -> Path:
     model = deploy_model(net, decode=settings.decoded, half=settings.half)
     h, w = settings.input_size
     example = torch.full((settings.batch, 3, h, w), 114.0,
@@ -31,6 +32,6 @@ def export_torchscript(net: nn.Module, path: Path, settings: ExportSettings) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: json.dumps(settings.metadata())})
+    torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: json.dumps(settings.to_json())})
     tmp.replace(path)
     return path

@@ -147,12 +147,11 @@ def verify_export(path: Union[str, Path], net: nn.Module, seed: int = 0) -> Dict
     and apply the two tests of the module doc. Returns a report with ``ok``, the errors of
     PyTorch float32 and of the runtime against float64, the allowed error, and the
     detection comparison."""
-    from openyolox.inference.runtimes import load_backend
+    from openyolox.inference.backends import load_backend
 
     backend = load_backend(path)
-    meta = backend.metadata
-    decoded = bool(meta.get("decoded", True))
-    half = bool(meta.get("half"))
+    deployed = backend.deployed
+    decoded, half = deployed.decoded, deployed.half
     batch = 1 if backend.name == "ncnn" else (2 if backend.dynamic else backend.static_batch)
     h, w = backend.input_size
     x = torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (batch, 3, h, w)).astype(np.float32))
@@ -166,7 +165,7 @@ def verify_export(path: Union[str, Path], net: nn.Module, seed: int = 0) -> Dict
 
     exact = torch.from_numpy(ref64).float() if decoded else None
     if backend.outputs_detections:  # NMS inside: only the detections can be compared
-        conf, iou, agnostic = meta["nms_conf"], meta["nms_iou"], meta["nms_class_agnostic"]
+        conf, iou, agnostic = deployed.nms_conf, deployed.nms_iou, deployed.nms_class_agnostic
         got = backend.detect(x.numpy())
         ok, why = detections_agree(got, postprocess(torch.from_numpy(ref32), conf, iou, agnostic),
                                    postprocess(exact, conf, iou, agnostic), conf, max(allowed, 1e-4))

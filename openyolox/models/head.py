@@ -60,7 +60,6 @@ class YOLOXHead(nn.Module):
         self.num_classes = num_classes
         self.strides = tuple(strides)
         self.decode_in_inference = True
-        self.use_l1 = False
         hidden = int(256 * width)
 
         def branch() -> nn.Sequential:

@@ -1,7 +1,7 @@
 """YOLOX = neck (with its backbone) + decoupled head; ``create_model`` builds a preset."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -11,17 +11,14 @@ from openyolox.models.blocks import BaseConv
 from openyolox.models.head import YOLOXHead
 from openyolox.models.neck import YOLOFPN, YOLOPAFPN
 
-# criterion(head_outputs: dict, targets (B, M, 5), use_l1: bool) -> dict of losses
-Criterion = Callable[[dict, torch.Tensor, bool], dict]
-
-
 class YOLOX(nn.Module):
     """The detector. Input: float images (B, 3, H, W) in 0..255 BGR (uint8 is accepted and
     cast), H and W multiples of 32.
 
-    eval: (B, A, 5+C) decoded predictions, like the reference.
-    train with targets (B, M, 5) rows (class, cx, cy, w, h), all-zero rows padding:
-    the loss dict from ``criterion``.
+    eval:  (B, A, 5+C) decoded predictions, like the reference.
+    train: the head's raw outputs (a dict: decoded boxes with obj/class *logits*, the raw box
+           regression, the anchor grid and strides) for a loss such as
+           :func:`openyolox.training.loss.detection_loss`. The network knows nothing of its loss.
     """
 
     def __init__(self, backbone: nn.Module, head: YOLOXHead, config: Optional[ModelConfig] = None):
@@ -29,24 +26,15 @@ class YOLOX(nn.Module):
         self.backbone = backbone
         self.head = head
         self.config = config
-        self.criterion: Optional[Criterion] = None
 
     @property
     def num_classes(self) -> int:
         return self.head.num_classes
 
-    def forward(self, images: torch.Tensor, targets: Optional[torch.Tensor] = None):
+    def forward(self, images: torch.Tensor):
         if images.dtype == torch.uint8:
             images = images.float()
-        out = self.head(self.backbone(images))
-        if not self.training:
-            return out
-        if targets is None:
-            return out  # raw training outputs, e.g. for custom losses
-        if self.criterion is None:
-            raise RuntimeError("this YOLOX has no criterion attached: build it with "
-                               "openyolox.build_model() to train with model(images, targets)")
-        return self.criterion(out, targets, self.head.use_l1)
+        return self.head(self.backbone(images))
 
     @torch.no_grad()
     def fuse(self) -> "YOLOX":

@@ -130,9 +130,9 @@ def draw_val_predictions(split: DatasetSplit, predictions: Mapping, out_dir: Pat
         pred = predictions.get(rec.image_id)
         if pred is None:
             continue
-        boxes, scores, classes = pred
-        keep = scores >= DRAW_CONF
-        image = draw_detections(read_image(rec.path), boxes[keep], scores[keep], classes[keep], split.class_names)
+        keep = pred.scores >= DRAW_CONF
+        image = draw_detections(read_image(rec.path), pred.boxes[keep], pred.scores[keep], pred.classes[keep],
+                                split.class_names)
         ok, buf = cv2.imencode(".jpg", image)
         if ok:
             with atomic_write(out_dir / f"{rec.path.stem}.jpg", "wb") as fh:

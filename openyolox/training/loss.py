@@ -12,14 +12,47 @@ the loss itself backpropagates into `outputs` and `raw_reg`.
 """
 from __future__ import annotations
 
+from typing import Dict, Optional
+
 import torch
 import torch.nn.functional as F
 
+from openyolox.models.yolox import YOLOX
 from openyolox.ops.boxes import box_area, cxcywh_to_xyxy
 from openyolox.training.simota import assign_simota
 
 REG_WEIGHT = 5.0
 L1_LOG_EPS = 1e-8
+
+
+def detection_loss(head_out: Dict[str, torch.Tensor], targets: torch.Tensor, use_l1: bool = False,
+                   iou_type: str = "iou") -> Dict[str, torch.Tensor]:
+    """The YOLOX loss of a train-mode forward: ``detection_loss(model(images), targets)``.
+
+    head_out: the head's train-mode dict (outputs, raw_reg, grid, strides);
+    targets: (B, M, 5) rows (class, cx, cy, w, h) input pixels, all-zero rows padding;
+    use_l1: add the L1 term (the trainer's no-augmentation phase).
+    """
+    grid = head_out["grid"]
+    # targets stay float32 even under fp16 autocast: label coordinates must not be rounded
+    return yolox_loss(head_out["outputs"], head_out["raw_reg"], targets.float(), grid[:, 0], grid[:, 1],
+                      head_out["strides"], use_l1=use_l1, iou_type=iou_type)
+
+
+class YOLOXWithLoss(YOLOX):
+    """The reference's calling convention on top of a plain network: in train mode
+    ``model(images, targets)`` returns the loss dict. Same modules, so the same state dict
+    (a view of ``net``'s modules, not a copy)."""
+
+    def __init__(self, net: YOLOX, iou_type: str = "iou"):
+        super().__init__(net.backbone, net.head, net.config)
+        self.iou_type = iou_type
+
+    def forward(self, images: torch.Tensor, targets: Optional[torch.Tensor] = None, use_l1: bool = False):
+        out = super().forward(images)
+        if not self.training or targets is None:
+            return out
+        return detection_loss(out, targets, use_l1=use_l1, iou_type=self.iou_type)
 
 
 def yolox_loss(

@@ -16,14 +16,14 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from openyolox.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from openyolox.config import ModelConfig, check_image_size, get_preset
+from openyolox.config import ModelConfig, get_preset
 from openyolox.data.checks import check_split, drop_bad_samples
 from openyolox.data.dataset import (TrainDataset, build_train_loader, multiscale_size_range, random_size,
                                     resize_batch)
@@ -32,12 +32,13 @@ from openyolox.data.sources import load_split
 from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
 from openyolox.evaluation.coco import evaluate_coco
 from openyolox.evaluation.runner import predict_split
+from openyolox.inference.predictor import Detector
 from openyolox.models.yolox import YOLOX, create_model
 from openyolox.run_dir import make_run_dir
-from openyolox.training.criterion import YOLOXCriterion
 from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
                                             init_distributed, shutdown_distributed)
 from openyolox.training.logs import RunLogger
+from openyolox.training.loss import detection_loss
 from openyolox.training.recipe import TrainConfig, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 
@@ -103,6 +104,34 @@ class Trainer:
         if self.cfg.amp and self.device.type != "cuda":
             self.log("warning: --amp needs CUDA; training in float32 on the CPU")
             self.cfg.amp = False
+        self.img_size: Tuple[int, int] = (self.cfg.imgsz, self.cfg.imgsz)
+
+        # made by setup()
+        self.run_dir: Optional[Path] = None
+        self.created_run_dir = False           # this run made run_dir (so a failed start may remove it)
+        self.train_split: Optional[DatasetSplit] = None
+        self.val_split: Optional[DatasetSplit] = None
+        self.class_names: List[str] = []
+        self.model: Any = None                 # YOLOX, or DistributedDataParallel around it
+        self.dataset: Optional[TrainDataset] = None
+        self.loader: Any = None
+        self.iters_per_epoch = 0
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.schedule: Optional[WarmCosineSchedule] = None
+        self.ema: Optional[ModelEMA] = None
+        self.scaler: Optional[torch.amp.GradScaler] = None
+        self.size_range: Optional[Tuple[int, int]] = None   # multi-scale (min, max) pixels, or None
+        self.logger: Optional[RunLogger] = None
+
+        # progress (saved in checkpoints)
+        self.epoch, self.iteration, self.best_ap = 0, 0, -1.0
+        self.history: List[Dict[str, Any]] = []
+        self.use_l1 = False                    # the L1 term is on in the no-aug phase
+        self.start_time = 0.0
+        self.last_metrics: Optional[Dict[str, Any]] = None      # of the latest evaluation
+        self.last_predictions: Optional[Dict[Any, Any]] = None
+        self.last_eval_images = 0
+        self._size_block, self._size = -1, self.img_size   # multi-scale: the current block and size
 
     # ------------------------------------------------------------------ setup
 
@@ -139,13 +168,11 @@ class Trainer:
         self.train_split = prepare_split(cfg.data, "train", cfg.skip_bad, self.log)
         self.val_split = prepare_split(cfg.data, "val", cfg.skip_bad, self.log)
         self.class_names = list(self.train_split.class_names)
-        self.img_size = (cfg.imgsz, cfg.imgsz)
 
         model = create_model(self.preset, len(self.class_names))
-        model.criterion = YOLOXCriterion()
         if cfg.weights and self.resume_state is None:
             self._load_finetune_weights(model, cfg.weights)
-        self.model: YOLOX = model.to(self.device)
+        self.model = model.to(self.device)
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -164,8 +191,6 @@ class Trainer:
         self.ema = ModelEMA(self.model) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
         self.size_range = (multiscale_size_range(self.preset, self.img_size) if cfg.multiscale else None)
-        self.epoch, self.iteration, self.best_ap = 0, 0, -1.0
-        self.history: List[Dict[str, Any]] = []
         if self.resume_state is not None:
             self._restore(self.resume_state)
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
@@ -191,7 +216,7 @@ class Trainer:
     def _remove_empty_run_dir(self) -> None:
         """After a failure: a folder this run created and left with nothing in it (only empty
         sub-folders, e.g. a failure before the first checkpoint) is removed."""
-        run_dir = getattr(self, "run_dir", None)
+        run_dir = self.run_dir
         if not (self.dist.is_main and run_dir is not None and self.created_run_dir and run_dir.is_dir()):
             return
         if any(p.is_file() for p in run_dir.rglob("*")):
@@ -261,7 +286,7 @@ class Trainer:
         cfg, epoch = self.cfg, self.epoch
         no_aug = self.in_no_aug_phase(epoch)
         self.dataset.set_aug(not no_aug)
-        unwrap(self.model).head.use_l1 = no_aug
+        self.use_l1 = no_aug
         self.dataset.set_epoch(epoch)
         if no_aug and epoch == cfg.epochs - cfg.no_aug_epochs:
             self.log(f"epoch {epoch + 1}: mosaic/mixup/affine off, L1 loss on (last {cfg.no_aug_epochs} epochs)")
@@ -329,7 +354,7 @@ class Trainer:
         if self.size_range is not None:
             images, targets = resize_batch(images, targets, self._input_size(it))
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=cfg.amp):
-            losses = self.model(images, targets)
+            losses = detection_loss(self.model(images), targets, use_l1=self.use_l1)
         loss = losses["total_loss"]
         if any_rank(not bool(torch.isfinite(loss)), self.dist):
             self._stop_non_finite(batch, losses)
@@ -346,7 +371,7 @@ class Trainer:
         """Multi-scale: a new size every MULTISCALE_EVERY iterations, drawn on rank 0 from an
         RNG that depends only on (seed, iteration block), and broadcast to every rank."""
         block = it // MULTISCALE_EVERY
-        if getattr(self, "_size_block", None) != block:
+        if self._size_block != block:
             rng = np.random.default_rng([self.cfg.seed, block, 7])
             size = random_size(rng, self.img_size, self.preset.multiscale_range, self.size_range)
             self._size = tuple(broadcast_object(size, self.dist))
@@ -365,36 +390,32 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self) -> Dict[str, Any]:
-        """COCO metrics of the EMA weights on the val split (all ranks predict their shard)."""
+        """COCO metrics of the EMA weights on the val split (all ranks predict their shard),
+        through the same prediction step as ``openyolox val``."""
         model = self.ema.ema if self.ema else unwrap(self.model)
         was_training = model.training
-        model.eval()
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-
-        def backend(images: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
-                                                        enabled=self.cfg.amp):
-                return model(images.to(self.device).float()).float()
-
-        preds, timings = predict_split(backend, self.val_split, self.img_size, batch_size=self.cfg.eval_batch,
-                                       workers=min(self.cfg.workers, 2), distributed=self.dist.enabled,
-                                       progress=self.cfg.progress and self.dist.is_main, synchronize=sync)
-        model.train(was_training)
+        detector = Detector(model, device=str(self.device), conf=0.01, nms=0.65, imgsz=self.img_size,
+                            names=self.class_names, fuse=False, amp=self.cfg.amp)
+        try:
+            preds = predict_split(detector, self.val_split, batch_size=self.cfg.eval_batch,
+                                  workers=min(self.cfg.workers, 2), distributed=self.dist.enabled,
+                                  progress=self.cfg.progress and self.dist.is_main)
+        finally:
+            model.train(was_training)
         merged: Dict[Any, Any] = {}
         parts = gather_objects(preds, self.dist)
         for part in parts:
             merged.update(part)
         self.last_eval_images = sum(len(part) for part in parts)  # == len(split): each image once
         self.last_predictions = merged
-        metrics = evaluate_coco(self.val_split, merged) if self.dist.is_main else {}
-        self.last_metrics = metrics
-        return metrics
+        self.last_metrics = evaluate_coco(self.val_split, merged) if self.dist.is_main else {}
+        return self.last_metrics
 
     def finish(self) -> None:
         """Final evaluation with the best weights' run state, predictions, plots, metrics.json."""
         # the last epoch always evaluates (see _should_evaluate), except when a resumed run
         # had nothing left to train; the same decision on every rank (evaluate is collective)
-        metrics = self.last_metrics if hasattr(self, "last_predictions") else self.evaluate()
+        metrics = self.last_metrics if self.last_metrics is not None else self.evaluate()
         if not self.dist.is_main:
             return
         self.logger.finish(self.val_split, self.last_predictions, metrics, self.history,

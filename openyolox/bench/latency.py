@@ -81,12 +81,13 @@ def export_reference_style(net, folder: Path, imgsz, kinds: Sequence[str], batch
 
     import torch
 
-    from openyolox.export import ExportSettings, deploy_model, write_metadata
+    from openyolox.export.graph import deploy_model
     from openyolox.export.onnx import set_metadata, slim, trace_onnx
+    from openyolox.inference.deployed import METADATA_FILE, Deployed, write_sidecar
 
     h, w = imgsz
     names = [f"class{i}" for i in range(net.num_classes)]
-    settings = ExportSettings(format="onnx", model_name="reference-style", class_names=names,
+    settings = Deployed(format="onnx", model_name="reference-style", class_names=names,
                               category_ids=list(range(len(names))), input_size=(h, w), decoded=False, batch=batch)
     model = deploy_model(net, decode=False, fuse=False, rewrite_focus=False)
     folder = Path(folder)
@@ -95,7 +96,7 @@ def export_reference_style(net, folder: Path, imgsz, kinds: Sequence[str], batch
         import onnx
 
         proto = slim(trace_onnx(model, settings, opset=11, exporter="torchscript"))
-        set_metadata(proto, settings.metadata())
+        set_metadata(proto, settings)
         out["onnxruntime"] = folder / f"reference_style_b{batch}.onnx"
         onnx.save(proto, str(out["onnxruntime"]))
         if "openvino" in kinds:
@@ -104,7 +105,7 @@ def export_reference_style(net, folder: Path, imgsz, kinds: Sequence[str], batch
             ir = folder / f"reference_style_b{batch}_openvino"
             ir.mkdir(exist_ok=True)
             ov.save_model(ov.convert_model(str(out["onnxruntime"])), str(ir / "model.xml"), compress_to_fp16=False)
-            write_metadata(ir, settings)
+            write_sidecar(ir, settings)
             out["openvino"] = ir
     if "torchscript" in kinds:
         settings.dynamic = True
@@ -112,7 +113,7 @@ def export_reference_style(net, folder: Path, imgsz, kinds: Sequence[str], batch
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, torch.zeros(batch, 3, h, w), check_trace=False)
         out["torchscript"] = folder / f"reference_style_b{batch}.torchscript"
-        torch.jit.save(traced, str(out["torchscript"]), _extra_files={"metadata.json": json.dumps(settings.metadata())})
+        torch.jit.save(traced, str(out["torchscript"]), _extra_files={METADATA_FILE: json.dumps(settings.to_json())})
     return out
 
 
@@ -131,7 +132,7 @@ def benchmark_latency(model: str = "yolox-nano", weights: Optional[str] = None, 
 
     from openyolox.export import export
     from openyolox.inference.predictor import Detector
-    from openyolox.inference.runtimes import default_threads
+    from openyolox.inference.backends import default_threads
 
     available = available_backends()
     wanted = list(backends or available)
@@ -185,7 +186,7 @@ def benchmark_latency(model: str = "yolox-nano", weights: Optional[str] = None, 
 
 
 def _run_worker(spec: dict) -> List[dict]:
-    proc = subprocess.run([sys.executable, "-m", "openyolox.export.latency", "--worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "openyolox.bench.latency", "--worker", json.dumps(spec)],
                           capture_output=True, text=True)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not rows:
@@ -196,13 +197,13 @@ def _run_worker(spec: dict) -> List[dict]:
 def _load(kind: str, path: str, spec: dict):
     if kind in ("pytorch", "pytorch-fused"):
         from openyolox.checkpoint import load_weights
-        from openyolox.inference.backends import TorchBackend
+        from openyolox.inference.backends.pytorch import TorchBackend
         from openyolox.models.yolox import create_model
 
         net = create_model(spec["model"], spec["num_classes"])
         load_weights(net, path)
         return TorchBackend(net, fuse=kind == "pytorch-fused")
-    from openyolox.inference.runtimes import load_backend
+    from openyolox.inference.backends import load_backend
 
     return load_backend(path, threads=spec["threads"])
 

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional
 import torch
 
 from openyolox.models.yolox import YOLOX, create_model
-from openyolox.training.criterion import YOLOXCriterion
+from openyolox.training.loss import detection_loss
 from openyolox.training.schedule import build_optimizer
 
 
@@ -36,12 +36,13 @@ def benchmark_train_step(model: str = "yolox-nano", imgsz: int = 416, batch: int
                          net: Optional[YOLOX] = None) -> Dict[str, object]:
     """Median time of a full training step; returns {"images_per_s", "ms_per_step", ...}.
 
-    ``criterion`` replaces the loss (for comparisons); ``net`` reuses a built network."""
+    ``criterion(head_out, targets, use_l1)`` replaces the loss (for comparisons); ``net``
+    reuses a built network."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     dev = torch.device(device)
     net = net or create_model(model, num_classes)
-    net.criterion = criterion or YOLOXCriterion()
+    criterion = criterion or detection_loss
     net = net.to(dev).train()
     optimizer = build_optimizer(net, 0.01 / 64 * batch)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -53,7 +54,7 @@ def benchmark_train_step(model: str = "yolox-nano", imgsz: int = 416, batch: int
         sync()
         t0 = time.perf_counter()
         with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=amp):
-            losses = net(images, targets)
+            losses = criterion(net(images), targets, False)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total_loss"]).backward()
         scaler.step(optimizer)
