@@ -23,6 +23,13 @@ class ConfigError(OpenYoloxError):
     """An option value is invalid (unknown model name, bad image size, ...)."""
 
 
+class WeightsUnavailableError(OpenYoloxError):
+    """Published weights could not be downloaded or failed their integrity checks.
+
+    The message is one line: what was tried, why it failed, and the manual fix.
+    """
+
+
 def user_message(exc: BaseException) -> str:
     """The message of ``exc`` as the user should read it.
 
