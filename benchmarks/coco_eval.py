@@ -1,10 +1,10 @@
-"""Benchmark the COCO eval backends (pycocotools vs faster-coco-eval) and the VOC metric.
+"""Benchmark the COCO eval libraries (pycocotools vs faster-coco-eval) and the VOC metric.
 
 A synthetic split (default 5000 images, ~7 GT each, 100 detections each over 80 classes
-with COCO-like non-contiguous category ids) is scored by every installed backend through
-openyolox.evaluation.evaluate_coco. The script prints wall time per backend and checks that
+with COCO-like non-contiguous category ids) is scored by every installed library through
+openyolox.evaluation.evaluate_coco. The script prints wall time per library and checks that
 the 12 stats, per-class APs and precision arrays are identical to pycocotools'. The faster
-backend is only worth preferring if they are (see BACKENDS in evaluation/coco.py).
+library is only worth preferring if they are (see COCO_EVAL_LIBRARIES in evaluation/coco.py).
 
     python benchmarks/coco_eval.py [--images 5000] [--gt 7] [--dets 100] [--classes 80]
 """
@@ -85,19 +85,19 @@ def main() -> None:
           f"{split.num_classes} classes (built in {time.perf_counter() - t:.1f} s)")
 
     runs = {}
-    for backend in ("pycocotools", "faster_coco_eval"):
+    for library in ("pycocotools", "faster_coco_eval"):
         try:
-            __import__(backend)
+            __import__(library)
         except ImportError:
-            print(f"{backend}: not installed, skipped")
+            print(f"{library}: not installed, skipped")
             continue
         t = time.perf_counter()
-        runs[backend] = evaluate_coco(split, results, backend=backend)
-        print(f"{backend:>17}: {time.perf_counter() - t:7.2f} s")
+        runs[library] = evaluate_coco(split, results, library=library)
+        print(f"{library:>17}: {time.perf_counter() - t:7.2f} s")
     ref = runs["pycocotools"]
     print(format_coco_summary(ref))
-    for backend, m in runs.items():
-        if backend == "pycocotools":
+    for library, m in runs.items():
+        if library == "pycocotools":
             continue
         stats_same = all(m[n] == ref[n] for n in STAT_NAMES)
         printed_same = all(f"{m[n]:.3f}" == f"{ref[n]:.3f}" for n in STAT_NAMES)
@@ -106,13 +106,13 @@ def main() -> None:
         precision_same = np.array_equal(m["precision"], ref["precision"]) and np.array_equal(m["recall"], ref["recall"])
         max_diff = max(abs(m[n] - ref[n]) for n in STAT_NAMES)
         prec_diff = float(np.abs(m["precision"] - ref["precision"]).max())
-        print(f"{backend} vs pycocotools: 12 stats bit-identical={stats_same} (max |diff| {max_diff:.2e}), "
+        print(f"{library} vs pycocotools: 12 stats bit-identical={stats_same} (max |diff| {max_diff:.2e}), "
               f"same to 3 decimals={printed_same}, per-class AP identical={per_class_same}, "
               f"precision/recall arrays identical={precision_same} (precision max |diff| {prec_diff:.2e}: "
               f"pycocotools divides by tp + fp + np.spacing(1))")
         if not stats_same:
             for n in STAT_NAMES:
-                print(f"  {n:>8}: pycocotools {ref[n]!r}  {backend} {m[n]!r}")
+                print(f"  {n:>8}: pycocotools {ref[n]!r}  {library} {m[n]!r}")
 
     t = time.perf_counter()
     voc = evaluate_voc(split, predictions)

@@ -31,7 +31,7 @@ def train(model: str = "yolox-nano", data: str = "builtin", resume=None, **kwarg
     return _train(model=model, data=data, resume=resume, **kwargs)
 
 
-def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf: float = 0.01, nms: float = 0.65,
+def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf: float = 0.01, iou: float = 0.65,
              batch: int = 8, workers: int = 2, metric: str = "coco", weights=None, device: str = "cpu",
              out=None, progress: bool = True) -> dict:
     """COCO metrics (plus VOC with metric="voc") of a Detector, a YOLOX module, a model name
@@ -42,9 +42,9 @@ def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf:
 
     if isinstance(model, Detector):  # its back-end, at the evaluation thresholds
         detector = copy.copy(model)
-        detector.conf, detector.nms, detector.class_agnostic = conf, nms, False
+        detector.conf, detector.iou, detector.class_agnostic = conf, iou, False
     else:  # a module passed in is evaluated as it is, not fused in place
-        detector = Detector(model, weights=weights, device=device, imgsz=imgsz, conf=conf, nms=nms,
+        detector = Detector(model, weights=weights, device=device, imgsz=imgsz, conf=conf, iou=iou,
                             fuse=not isinstance(model, YOLOX))
     ds = load_split(data, split)
     summary, preds = validate(detector, ds, batch, workers, metric, progress)

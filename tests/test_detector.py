@@ -22,7 +22,7 @@ def nano_ckpt(reference_dir):
 
 @pytest.fixture(scope="module")
 def detector(nano_ckpt):
-    return openyolox.Detector("yolox-nano", weights=nano_ckpt, conf=0.3, nms=0.45, imgsz=256)
+    return openyolox.Detector("yolox-nano", weights=nano_ckpt, conf=0.3, iou=0.45, imgsz=256)
 
 
 def _image(seed=0, h=200, w=320):
@@ -95,9 +95,12 @@ def test_class_count_mismatch_and_non_strict(nano_ckpt):
 def test_metadata_from_our_checkpoint(tmp_path):
     model = create_model("yolox-nano", 2)
     path = save_checkpoint(tmp_path / "best.pth", {"model": model.state_dict(), "model_name": "yolox-nano",
-                                                   "class_names": ["cat", "dog"], "img_size": [224, 224]})
+                                                   "class_names": ["cat", "dog"], "imgsz": [224, 224]})
     det = openyolox.Detector(path)  # model name, classes and size come from the checkpoint
-    assert det.names == ["cat", "dog"] and det.input_size == (224, 224)
+    assert det.names == ["cat", "dog"] and det.imgsz == (224, 224)
+    old = save_checkpoint(tmp_path / "old.pth", {"model": model.state_dict(), "model_name": "yolox-nano",
+                                                 "img_size": [192, 192]})  # the key before 0.2
+    assert openyolox.Detector(old).imgsz == (192, 192)
     (res,) = det.predict(_image(3))
     assert res.names == ["cat", "dog"]
 

@@ -24,7 +24,7 @@ from openyolox.evaluation import (
     save_coco_results,
     to_coco_results,
 )
-from openyolox.evaluation.coco import available_backend
+from openyolox.evaluation.coco import available_library
 from openyolox.evaluation.voc import evaluate_voc
 
 CATEGORY_IDS = [3, 1, 7, 12]  # non-contiguous and unsorted on purpose; 12 has no GT
@@ -114,7 +114,7 @@ def _expected(stat: float):
 
 def test_equals_pycocotools_to_the_last_digit(reference):
     split, preds, ev, tmp = reference
-    m = evaluate_coco(split, preds, backend="pycocotools")
+    m = evaluate_coco(split, preds, library="pycocotools")
     assert [m[n] for n in STAT_NAMES] == [_expected(s) for s in ev.stats]
     # Per-class AP straight from pycocotools' precision array (K in sorted category id order).
     sorted_ids = sorted(CATEGORY_IDS)
@@ -124,14 +124,14 @@ def test_equals_pycocotools_to_the_last_digit(reference):
             assert row["AP50_95"] == np.mean(p[p > -1])
             assert row["AP50"] == np.mean(p[0][p[0] > -1])
     # Results read back from the independently written file score the same.
-    m_file = evaluate_coco(split, load_coco_results(tmp / "res.json", split), backend="pycocotools")
+    m_file = evaluate_coco(split, load_coco_results(tmp / "res.json", split), library="pycocotools")
     assert [m_file[n] for n in STAT_NAMES] == [m[n] for n in STAT_NAMES]
 
 
-def test_default_backend_agrees_with_pycocotools(reference):
+def test_default_library_agrees_with_pycocotools(reference):
     split, preds, ev, _ = reference
     m = evaluate_coco(split, preds)  # faster-coco-eval when installed
-    assert m["backend"] == available_backend()
+    assert m["library"] == available_library()
     assert all(s > -1 for s in ev.stats)  # every area range has GT in this dataset
     for name, stat in zip(STAT_NAMES, ev.stats):
         assert m[name] == pytest.approx(stat, abs=1e-12), name
@@ -160,9 +160,9 @@ def test_class_without_gt_is_none_not_nan(reference):
 
 def test_empty_predictions_score_zero(reference):
     split, _, _, _ = reference
-    for backend in ("pycocotools", available_backend()):
-        m = evaluate_coco(split, [], backend=backend)
-        assert all(m[n] == 0.0 for n in STAT_NAMES), backend
+    for library in ("pycocotools", available_library()):
+        m = evaluate_coco(split, [], library=library)
+        assert all(m[n] == 0.0 for n in STAT_NAMES), library
         assert [r["AP50"] for r in m["per_class"]] == [0.0, 0.0, 0.0, None]
     assert evaluate_coco(split, {})["AP50_95"] == 0.0
 
@@ -185,8 +185,8 @@ def test_string_image_ids_score_like_int_ids(reference):
     str_preds = {stems[k]: v for k, v in preds.items()}
     results = to_coco_results(str_split, str_preds)
     assert isinstance(results[0]["image_id"], str)
-    a = evaluate_coco(split, preds, backend="pycocotools")
-    b = evaluate_coco(str_split, results, backend="pycocotools")
+    a = evaluate_coco(split, preds, library="pycocotools")
+    b = evaluate_coco(str_split, results, library="pycocotools")
     assert [a[n] for n in STAT_NAMES] == [b[n] for n in STAT_NAMES]
 
 

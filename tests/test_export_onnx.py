@@ -81,7 +81,7 @@ def nms_onnx(tmp_path_factory, weights):
 
 @pytest.fixture(scope="module")
 def torch_detector(weights):
-    return openyolox.Detector("yolox-nano", weights=weights, conf=0.25, nms=0.45)
+    return openyolox.Detector("yolox-nano", weights=weights, conf=0.25, iou=0.45)
 
 
 def test_dynamic_onnx_matches_pytorch_batch_and_size(dynamic_onnx, nano):
@@ -102,7 +102,7 @@ def test_dynamic_onnx_matches_pytorch_batch_and_size(dynamic_onnx, nano):
 def test_metadata_and_graph_interface(dynamic_onnx):
     model = onnx.load(str(dynamic_onnx))
     meta = from_props({p.key: p.value for p in model.metadata_props})
-    assert meta["model_name"] == "yolox-nano" and meta["input_size"] == [416, 416]
+    assert meta["model_name"] == "yolox-nano" and meta["imgsz"] == [416, 416]
     assert len(meta["class_names"]) == 80 and meta["class_names"][0] == "person"
     assert meta["decoded"] is True and meta["nms"] is False and meta["dynamic"] is True
     assert min(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
@@ -114,8 +114,8 @@ def test_metadata_and_graph_interface(dynamic_onnx):
 
 
 def test_detector_on_onnx_gives_pytorch_detections(dynamic_onnx, torch_detector, weights):
-    det = openyolox.Detector(dynamic_onnx, conf=0.25, nms=0.45)
-    assert det.input_size == (416, 416) and det.names == torch_detector.names
+    det = openyolox.Detector(dynamic_onnx, conf=0.25, iou=0.45)
+    assert det.imgsz == (416, 416) and det.names == torch_detector.names
     assert det.category_ids == torch_detector.category_ids
     imgs = images(2)
     assert_same_detections(det.predict_images(imgs), torch_detector.predict_images(imgs))
@@ -128,19 +128,19 @@ def test_detector_on_onnx_gives_pytorch_detections(dynamic_onnx, torch_detector,
 def test_nms_graph_same_detections_as_python_postprocess(nms_onnx, weights):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # thresholds equal to the graph's: no warning
-        det = openyolox.Detector(nms_onnx, conf=0.25, nms=0.45)
+        det = openyolox.Detector(nms_onnx, conf=0.25, iou=0.45)
     assert det.backend.outputs_detections
-    assert det.input_size == (320, 320)
+    assert det.imgsz == (320, 320)
     imgs = images(3)
     # batch of 3 through a static batch-1 graph: run in chunks, batch indices offset
     ours = det.predict([img for _, img in imgs], batch_size=3)
-    ref = openyolox.Detector("yolox-nano", weights=weights, conf=0.25, nms=0.45, imgsz=320)
+    ref = openyolox.Detector("yolox-nano", weights=weights, conf=0.25, iou=0.45, imgsz=320)
     assert_same_detections(ours, ref.predict([img for _, img in imgs], batch_size=3))
     with pytest.raises(ConfigError, match="NMS inside"):
         det.backend(np.zeros((1, 3, 320, 320), np.float32))
     # a higher conf filters the graph's output exactly
-    higher = openyolox.Detector(nms_onnx, conf=0.4, nms=0.45)
-    ref_hi = openyolox.Detector("yolox-nano", weights=weights, conf=0.4, nms=0.45, imgsz=320)
+    higher = openyolox.Detector(nms_onnx, conf=0.4, iou=0.45)
+    ref_hi = openyolox.Detector("yolox-nano", weights=weights, conf=0.4, iou=0.45, imgsz=320)
     assert_same_detections(higher.predict_images(imgs[:2]), ref_hi.predict_images(imgs[:2]))
 
 
@@ -212,7 +212,7 @@ def test_clean_process_onnxruntime_only(dynamic_onnx, nano, tmp_path):
 def test_legacy_exporter_and_static_shape_checks(nano, tmp_path):
     path = export(nano, format="onnx", out=tmp_path / "legacy.onnx", imgsz=256, batch=2, exporter="torchscript")
     backend = load_backend(path)
-    assert not backend.dynamic and backend.input_size == (256, 256) and backend.static_batch == 2
+    assert not backend.dynamic and backend.imgsz == (256, 256) and backend.static_batch == 2
     x = np.random.default_rng(4).uniform(0, 255, (3, 3, 256, 256)).astype(np.float32)
     assert_close(backend(x).numpy(), pytorch_outputs(nano, x), (256, 256))  # chunks of 2, the last padded
     with pytest.raises(ConfigError, match="exported for 256x256"):

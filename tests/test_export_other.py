@@ -82,7 +82,7 @@ BACKEND_TYPES = {"torchscript": TorchScriptBackend, "openvino": OpenVINOBackend,
 def test_outputs_match_pytorch(fmt, exported, nano):
     backend = load_backend(exported[fmt])
     assert isinstance(backend, BACKEND_TYPES[fmt])
-    assert backend.input_size == (SIZE, SIZE) and backend.num_classes == 80 and backend.decoded
+    assert backend.imgsz == (SIZE, SIZE) and backend.num_classes == 80 and backend.decoded
     shapes = [(1, 3, SIZE, SIZE), (2, 3, SIZE, SIZE)]  # ncnn: image by image
     if fmt != "ncnn":
         shapes.append((1, 3, 256, 416))  # dynamic: any multiple of 32
@@ -98,7 +98,7 @@ def test_outputs_match_pytorch(fmt, exported, nano):
 @pytest.mark.parametrize("fmt", ["torchscript", "openvino", "ncnn"])
 def test_detector_gives_pytorch_detections(fmt, exported, torch_detector):
     det = openyolox.Detector(exported[fmt])
-    assert det.names == torch_detector.names and det.input_size == (SIZE, SIZE)
+    assert det.names == torch_detector.names and det.imgsz == (SIZE, SIZE)
     imgs = images()
     assert_same_detections(det.predict_images(imgs), torch_detector.predict_images(imgs))
 
@@ -192,7 +192,7 @@ def test_clean_process_runtime_only(fmt, exported, nano, tmp_path):
         expected = np.load({str(tmp_path / "expected.npy")!r})
         assert out.shape == expected.shape, (out.shape, expected.shape)
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
-        assert meta["class_names"][0] == "person" and meta["input_size"] == [{SIZE}, {SIZE}]
+        assert meta["class_names"][0] == "person" and meta["imgsz"] == [{SIZE}, {SIZE}]
         assert "torch" not in sys.modules and "openyolox" not in sys.modules
         print("clean-process-ok")
     """))

@@ -48,7 +48,7 @@ def test_run_outputs_and_checkpoint_formats(coco_data, tmp_path):
     # the reference layout: {"model": state_dict} loads strictly into a plain network
     load_weights(create_model("yolox-nano", 3), run / "best.pth", strict=True)
     det = openyolox.Detector(run / "best.pth")
-    assert det.names == ["circle", "square", "triangle"] and det.input_size == (64, 64)
+    assert det.names == ["circle", "square", "triangle"] and det.imgsz == (64, 64)
 
 
 def test_resume_mid_epoch_matches_uninterrupted(coco_data, tmp_path, monkeypatch):

@@ -88,7 +88,7 @@ def export_reference_style(net, folder: Path, imgsz, kinds: Sequence[str], batch
     h, w = imgsz
     names = [f"class{i}" for i in range(net.num_classes)]
     settings = Deployed(format="onnx", model_name="reference-style", class_names=names,
-                              category_ids=list(range(len(names))), input_size=(h, w), decoded=False, batch=batch)
+                              category_ids=list(range(len(names))), imgsz=(h, w), decoded=False, batch=batch)
     model = deploy_model(net, decode=False, fuse=False, rewrite_focus=False)
     folder = Path(folder)
     out: Dict[str, Path] = {}
@@ -144,7 +144,7 @@ def benchmark_latency(model: str = "yolox-nano", weights: Optional[str] = None, 
         log(f"skipping (not installed): {', '.join(missing)}")
     wanted = [n for n in wanted if n in available]
     detector = Detector(model, weights=weights, imgsz=imgsz, fuse=False)
-    net, size = detector.backend.model, tuple(detector.input_size)
+    net, size = detector.backend.model, tuple(detector.imgsz)
     threads = threads or default_threads()
     tmp = tempfile.TemporaryDirectory(prefix="openyolox-latency-") if workdir is None else None
     folder = Path(workdir or tmp.name)

@@ -46,7 +46,7 @@ def check_file(path: Optional[str], what: str) -> Optional[str]:
     return path
 
 
-def load_detector(args: argparse.Namespace, conf: float, nms: float, class_agnostic: bool = False):
+def load_detector(args: argparse.Namespace, conf: float, iou: float, class_agnostic: bool = False):
     """A Detector from --model/--weights/--device/--imgsz/--half. ``--model`` may also be a
     checkpoint (.pth) or an exported file (openyolox.inference.resolve)."""
     import sys
@@ -55,5 +55,5 @@ def load_detector(args: argparse.Namespace, conf: float, nms: float, class_agnos
 
     if args.weights is None and args.model and not Path(args.model).exists():
         print("warning: no --weights given: the network has random weights", file=sys.stderr)
-    return Detector(args.model, weights=args.weights, device=args.device, conf=conf, nms=nms, imgsz=args.imgsz,
+    return Detector(args.model, weights=args.weights, device=args.device, conf=conf, iou=iou, imgsz=args.imgsz,
                     class_agnostic=class_agnostic, half=args.half)

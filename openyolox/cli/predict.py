@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("source", help="image file, folder of images, video file, or webcam index (0, 1, ...)")
     add_model_args(p)
     p.add_argument("--conf", type=float, default=0.25, help="score threshold (obj x class prob)")
-    p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
+    p.add_argument("--iou", "--nms", type=float, default=0.45, dest="iou", help="NMS IoU threshold (default 0.45)")
     p.add_argument("--class-agnostic", action="store_true", help="NMS across classes")
     p.add_argument("--out", help="output folder (default runs/predict/expN)")
     p.add_argument("--no-save-images", action="store_true", help="write only predictions.json")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     source = args.source
     if webcam_index(source) is None and not Path(source).exists():
         raise DataError(f"{source}: no such file or folder")
-    detector = load_detector(args, conf=args.conf, nms=args.nms, class_agnostic=args.class_agnostic)
+    detector = load_detector(args, conf=args.conf, iou=args.iou, class_agnostic=args.class_agnostic)
     out_dir = make_run_dir(args.out, "predict")
     video = is_video(source)
     rows, n, writer = [], 0, None

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, help="COCO root, VOC root, YOLO data.yaml or builtin")
     p.add_argument("--split", default="val", help="which split to evaluate (default val)")
     p.add_argument("--conf", type=float, default=0.01, help="score threshold (default 0.01)")
-    p.add_argument("--nms", type=float, default=0.65, help="NMS IoU threshold (default 0.65)")
+    p.add_argument("--iou", "--nms", type=float, default=0.65, dest="iou", help="NMS IoU threshold (default 0.65)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="image-loading processes")
     p.add_argument("--metric", choices=["coco", "voc"], default="coco", help="voc adds VOC mAP@0.5 (07 11-point and area)")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.predictions:
         summary, preds = score_results_file(split, load_coco_results(args.predictions, split), args.metric)
     else:
-        detector = load_detector(args, conf=args.conf, nms=args.nms, class_agnostic=False)
+        detector = load_detector(args, conf=args.conf, iou=args.iou, class_agnostic=False)
         if len(detector.names) != split.num_classes:
             raise ValueError(f"the model predicts {len(detector.names)} classes but {args.data} has "
                              f"{split.num_classes}; pass the weights trained on this dataset")

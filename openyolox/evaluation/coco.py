@@ -50,14 +50,14 @@ _SUMMARY_LINES = (
 # by <= 2.2e-16 (pycocotools divides by tp + fp + np.spacing(1)), which can move a stat in the
 # 17th digit on other data, never at printed precision. pycocotools is the fallback and the
 # reference the tests hold both to.
-BACKENDS = ("faster_coco_eval", "pycocotools")
+COCO_EVAL_LIBRARIES = ("faster_coco_eval", "pycocotools")
 
 
-def available_backend(backend: str = "auto") -> str:
-    """Resolve ``"auto"`` to the first importable entry of BACKENDS; check explicit names."""
-    if backend not in ("auto",) + BACKENDS:
-        raise ValueError(f"unknown COCO eval backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
-    candidates = BACKENDS if backend == "auto" else (backend,)
+def available_library(library: str = "auto") -> str:
+    """Resolve ``"auto"`` to the first importable entry of COCO_EVAL_LIBRARIES; check explicit names."""
+    if library not in ("auto",) + COCO_EVAL_LIBRARIES:
+        raise ValueError(f"unknown COCO evaluation library {library!r}; choose auto, {', '.join(COCO_EVAL_LIBRARIES)}")
+    candidates = COCO_EVAL_LIBRARIES if library == "auto" else (library,)
     for name in candidates:
         try:
             __import__(name)
@@ -117,12 +117,12 @@ def _detection_annotations(results: Sequence[dict], id_map: Mapping[ImageId, int
             for k, r in enumerate(results, start=1) for b in (r["bbox"],)]
 
 
-def _run_cocoeval(gt: dict, dets: List[dict], backend: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+def _run_cocoeval(gt: dict, dets: List[dict], library: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, object]:
     """Run evaluate/accumulate/summarize quietly -> (stats (12,), precision (T,R,K,A,M),
     recall (T,K,A,M), params). K follows sorted category ids, as COCOeval sorts them."""
     dt = {"images": gt["images"], "categories": gt["categories"], "annotations": dets}
     with contextlib.redirect_stdout(io.StringIO()):
-        if backend == "faster_coco_eval":
+        if library == "faster_coco_eval":
             from faster_coco_eval import COCO, COCOeval_faster
 
             quiet = lambda *args, **kwargs: None  # noqa: E731
@@ -151,13 +151,13 @@ def _defined_mean(values: np.ndarray) -> Optional[float]:
 
 
 def evaluate_coco(split: DatasetSplit, results: Union[Sequence[dict], Predictions],
-                  backend: str = "auto") -> dict:
+                  library: str = "auto") -> dict:
     """Score detections on ``split`` with the COCO box protocol.
 
     results: COCO results (list of {image_id, category_id, bbox xywh pixels, score}, with
              the split's own image ids and category ids), or predictions
              ``image_id -> (boxes (N,4) xyxy pixels, scores (N,), classes (N,) contiguous)``.
-    backend: "auto" (faster_coco_eval if installed, else pycocotools) or a name.
+    library: "auto" (faster_coco_eval if installed, else pycocotools) or a name.
 
     Returns a dict with
       - the 12 COCOeval stats under STAT_NAMES (floats in 0..1; None where undefined,
@@ -167,17 +167,17 @@ def evaluate_coco(split: DatasetSplit, results: Union[Sequence[dict], Prediction
       - "precision": (T=10, R=101, K, A=4, M=3) array, K in contiguous class order, -1
         where undefined; "recall": (T, K, A, M); "iou_thresholds" (T,),
         "recall_thresholds" (R,), "max_dets" [1, 10, 100], area order all/small/medium/large,
-      - "class_names", "backend", "num_images", "num_detections".
+      - "class_names", "library", "num_images", "num_detections".
     """
     if isinstance(results, Mapping):  # predictions, checked image by image as they are converted
         results = to_coco_results(split, results)
     else:  # a results list from outside (a file, another tool)
         validate_coco_results(results, split, "results")
-    backend = available_backend(backend)
+    library = available_library(library)
     id_map = image_id_map(split)
     gt = coco_ground_truth(split, id_map)
     dets = _detection_annotations(results, id_map)
-    stats, precision, recall, params = _run_cocoeval(gt, dets, backend)
+    stats, precision, recall, params = _run_cocoeval(gt, dets, library)
 
     # COCOeval orders K by sorted category id; put it back in contiguous class order.
     sorted_ids = [int(c) for c in params.catIds]
@@ -196,7 +196,7 @@ def evaluate_coco(split: DatasetSplit, results: Union[Sequence[dict], Prediction
     metrics = {n: (None if s <= -1 else float(s)) for n, s in zip(STAT_NAMES, stats)}
     metrics.update(per_class=per_class, precision=precision, recall=recall,
                    iou_thresholds=np.asarray(params.iouThrs), recall_thresholds=np.asarray(params.recThrs),
-                   max_dets=list(params.maxDets), class_names=list(split.class_names), backend=backend,
+                   max_dets=list(params.maxDets), class_names=list(split.class_names), library=library,
                    num_images=len(split.records), num_detections=len(results))
     return metrics
 

@@ -26,7 +26,7 @@ def predict_split(detector: Detector, split: DatasetSplit, batch_size: int = 8, 
     (YOLOX_SPEC.md section 8) is the detector's settings: its input size, conf and NMS IoU
     (0.01 and 0.65, class-aware, for COCO-style evaluation). Timings accumulate in
     ``detector.timings``."""
-    loader = build_eval_loader(EvalDataset(split, detector.input_size), batch_size, workers=workers,
+    loader = build_eval_loader(EvalDataset(split, detector.imgsz), batch_size, workers=workers,
                                distributed=distributed)
     predictions: Dict[ImageId, Detections] = {}
     bar = tqdm(total=len(loader.sampler), desc="evaluate", unit="img", disable=not progress,

@@ -47,7 +47,7 @@ def validate(detector: Detector, split: DatasetSplit, batch_size: int = 8, worke
     summary["timing_ms_per_image"] = {**{k: round(v, 3) for k, v in detector.timings.per_image_ms().items()},
                                       "metric": round(1000 * (time.perf_counter() - t1) / max(len(split), 1), 3),
                                       "total": round(1000 * (t1 - t0) / max(len(split), 1), 3)}
-    summary["settings"] = {"conf": detector.conf, "nms": detector.nms, "img_size": list(detector.input_size),
+    summary["settings"] = {"conf": detector.conf, "iou": detector.iou, "imgsz": list(detector.imgsz),
                            "images": len(split)}
     return summary, preds
 

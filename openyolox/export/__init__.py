@@ -126,7 +126,7 @@ def _describe(resolved: ResolvedModel, fmt: str, batch: int, dynamic: bool, half
     net = resolved.net
     return Deployed(format=fmt, model_name=net.config.name if net.config is not None else "yolox",
                     class_names=list(resolved.names), category_ids=[int(c) for c in resolved.category_ids],
-                    input_size=tuple(resolved.input_size), batch=batch, dynamic=dynamic, half=half,
+                    imgsz=tuple(resolved.imgsz), batch=batch, dynamic=dynamic, half=half,
                     decoded=decode, nms=nms, nms_conf=float(conf), nms_iou=float(iou),
                     nms_class_agnostic=class_agnostic, max_det=int(max_det), strides=tuple(net.head.strides))
 

@@ -38,7 +38,7 @@ def export_ncnn(net: nn.Module, folder: Path, settings: Deployed) -> Path:
         folder = folder.parent
     folder.mkdir(parents=True, exist_ok=True)
     model = deploy_model(net, decode=settings.decoded)  # FP32 trace; pnnx writes FP16 weights for --half
-    h, w = settings.input_size
+    h, w = settings.imgsz
     example = torch.full((1, 3, h, w), 114.0)
     with tempfile.TemporaryDirectory() as tmp:
         pt = Path(tmp) / "model.pt"

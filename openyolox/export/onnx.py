@@ -72,7 +72,7 @@ def trace_onnx(model: nn.Module, settings: Deployed, opset: int = 18, exporter: 
         warnings.warn("onnxscript is not installed: using the legacy TorchScript-based ONNX exporter "
                       "(pip install 'openyolox[onnx]' for the current one)", stacklevel=3)
         exporter = "torchscript"
-    h, w = settings.input_size
+    h, w = settings.imgsz
     dtype = torch.float16 if settings.half else torch.float32
     example = torch.full((settings.batch, 3, h, w), 114.0, dtype=dtype)
     out_name = "output"

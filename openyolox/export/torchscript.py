@@ -21,7 +21,7 @@ from openyolox.inference.deployed import METADATA_FILE, Deployed
 
 def export_torchscript(net: nn.Module, path: Path, settings: Deployed) -> Path:
     model = deploy_model(net, decode=settings.decoded, half=settings.half)
-    h, w = settings.input_size
+    h, w = settings.imgsz
     example = torch.full((settings.batch, 3, h, w), 114.0,
                          dtype=torch.float16 if settings.half else torch.float32)
     settings.dynamic = True  # a trace of this network is shape-generic (see module doc)

@@ -153,7 +153,7 @@ def verify_export(path: Union[str, Path], net: nn.Module, seed: int = 0) -> Dict
     deployed = backend.deployed
     decoded, half = deployed.decoded, deployed.half
     batch = 1 if backend.name == "ncnn" else (2 if backend.dynamic else backend.static_batch)
-    h, w = backend.input_size
+    h, w = backend.imgsz
     x = torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (batch, 3, h, w)).astype(np.float32))
     ref32, ref64 = _reference_outputs(net, x, decoded)
     box_scale = float(max(h, w)) if decoded else 1.0

@@ -41,7 +41,7 @@ class Deployed:
     model_name: str
     class_names: List[str]
     category_ids: List[int]
-    input_size: Tuple[int, int]            # (h, w) the graph was exported at
+    imgsz: Tuple[int, int]                 # (h, w) the graph was exported at
     batch: int = 1                         # static batch size (ignored when dynamic)
     dynamic: bool = False                  # batch, height and width are free
     half: bool = False                     # FP16 weights (and FP16 compute where the runtime does it)
@@ -70,7 +70,7 @@ class Deployed:
         from openyolox import __version__
 
         meta = dataclasses.asdict(self)
-        meta.update(input_size=list(self.input_size), strides=list(self.strides), num_classes=self.num_classes,
+        meta.update(imgsz=list(self.imgsz), strides=list(self.strides), num_classes=self.num_classes,
                     input_name=INPUT_NAME, output_name=self.output_name,
                     openyolox_version=self.openyolox_version or __version__)
         return meta
@@ -80,15 +80,17 @@ class Deployed:
         """The inverse of :meth:`to_json`; unknown keys are ignored (files from newer versions)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in meta.items() if k in fields}
+        if "imgsz" not in values and "input_size" in meta:  # files written before 0.2
+            values["imgsz"] = meta["input_size"]
         if "class_names" not in values and "num_classes" in meta:
             values["class_names"] = [f"class{i}" for i in range(int(meta["num_classes"]))]
-        missing = [k for k in ("format", "class_names", "input_size") if k not in values]
+        missing = [k for k in ("format", "class_names", "imgsz") if k not in values]
         if missing:
             raise ConfigError(f"{source}: its openyolox metadata lacks {', '.join(missing)}; re-export it with "
                               f"`openyolox export`")
         values.setdefault("model_name", "yolox")
         values.setdefault("category_ids", list(range(len(values["class_names"]))))
-        values["input_size"] = tuple(int(s) for s in values["input_size"])
+        values["imgsz"] = tuple(int(s) for s in values["imgsz"])
         values["strides"] = tuple(int(s) for s in values.get("strides", (8, 16, 32)))
         return cls(**values)
 
@@ -147,7 +149,7 @@ def guess_onnx(path: PathLike, in_shape, out_shape) -> Deployed:
     names = list(COCO_CLASSES) if num_classes == 80 else [f"class{i}" for i in range(num_classes)]
     ids = list(COCO_CATEGORY_IDS) if num_classes == 80 else list(range(num_classes))
     return Deployed(format="onnx", model_name="yolox", class_names=names, category_ids=ids,
-                    input_size=(dims[2], dims[3]), batch=dims[0] or 1, dynamic=dims[0] is None, decoded=False)
+                    imgsz=(dims[2], dims[3]), batch=dims[0] or 1, dynamic=dims[0] is None, decoded=False)
 
 
 # ----------------------------------------------------------------------------- recognising paths

@@ -55,28 +55,28 @@ class Detector:
     model: a preset name ("yolox-s"), a YOLOX module, a checkpoint path whose metadata names
     the model, or an exported file (.onnx, OpenVINO .xml/folder, ncnn .param/folder,
     .torchscript); see openyolox.inference.resolve. weights: checkpoint (ours or reference)
-    to load. conf / nms: score and IoU thresholds. imgsz: network input size (default the
+    to load. conf / iou: score threshold and NMS IoU threshold. imgsz: network input size (default the
     model's test size). fuse: fold batch norms (a module passed in is changed in place);
     amp: float16 autocast on CUDA.
     """
 
     def __init__(self, model: ModelSource = "yolox-s", weights: Optional[Union[str, Path]] = None,
-                 device: str = "cpu", conf: float = 0.25, nms: float = 0.45,
+                 device: str = "cpu", conf: float = 0.25, iou: float = 0.45,
                  imgsz: Optional[Union[int, Tuple[int, int]]] = None, class_agnostic: bool = False,
                  half: bool = False, num_classes: Optional[int] = None,
                  names: Optional[Sequence[str]] = None, strict: bool = True, fuse: bool = True, amp: bool = False):
-        self.conf, self.nms, self.class_agnostic = conf, nms, class_agnostic
+        self.conf, self.iou, self.class_agnostic = conf, iou, class_agnostic
         self.timings = Timings()
         resolved = resolve_model(model, weights, device=device, imgsz=imgsz, half=half, fuse=fuse, amp=amp,
                                  num_classes=num_classes, names=names, strict=strict)
         self.backend = resolved.backend
         self.names, self.category_ids = resolved.names, resolved.category_ids
-        self.input_size = resolved.input_size
+        self.imgsz = resolved.imgsz
         self.load_report = resolved.load_report
         self.net = resolved.net
         if self.backend.outputs_detections:
             d = self.backend.deployed
-            if self.conf < d.nms_conf or self.nms != d.nms_iou or self.class_agnostic != d.nms_class_agnostic:
+            if self.conf < d.nms_conf or self.iou != d.nms_iou or self.class_agnostic != d.nms_class_agnostic:
                 warnings.warn(f"{model} has NMS inside (score >= {d.nms_conf}, IoU {d.nms_iou}, "
                               f"class_agnostic={d.nms_class_agnostic}); those settings apply, plus conf={self.conf} "
                               f"when higher", stacklevel=2)
@@ -126,10 +126,10 @@ class Detector:
     def preprocess(self, named_images: Sequence[Tuple[ImageId, np.ndarray]]) -> LetterboxedBatch:
         """Letterbox each BGR image to the input size (the same letterbox the evaluation loader
         workers apply)."""
-        images = np.empty((len(named_images), 3, *self.input_size), dtype=np.uint8)
+        images = np.empty((len(named_images), 3, *self.imgsz), dtype=np.uint8)
         ratios = []
         for i, (_, img) in enumerate(named_images):
-            boxed, r = letterbox(img, self.input_size)
+            boxed, r = letterbox(img, self.imgsz)
             images[i] = boxed.transpose(2, 0, 1)
             ratios.append(r)
         return LetterboxedBatch(images, ratios, [name for name, _ in named_images],
@@ -151,7 +151,7 @@ class Detector:
             raw = self.backend(batch.images)
             self.backend.synchronize()
             t2 = time.perf_counter()
-            dets = postprocess(raw, self.conf, self.nms, self.class_agnostic)
+            dets = postprocess(raw, self.conf, self.iou, self.class_agnostic)
         ratios = batch.ratios.tolist() if isinstance(batch.ratios, torch.Tensor) else list(batch.ratios)
         shapes = batch.orig_hw.tolist() if isinstance(batch.orig_hw, torch.Tensor) else list(batch.orig_hw)
         out = [self._to_detections(d, r, (int(hw[0]), int(hw[1])), image_id, clip)

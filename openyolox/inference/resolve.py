@@ -27,7 +27,7 @@ from openyolox.inference.results import default_category_ids, default_names
 from openyolox.models.yolox import YOLOX, create_model
 
 ModelSource = Union[str, Path, YOLOX]
-CHECKPOINT_META = ("model_name", "class_names", "category_ids", "img_size")
+CHECKPOINT_META = ("model_name", "class_names", "category_ids", "imgsz")
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ResolvedModel:
     backend: Any                           # an openyolox.inference.backends.Backend
     names: List[str]
     category_ids: List[int]
-    input_size: Tuple[int, int]            # (h, w) letterbox size
+    imgsz: Tuple[int, int]                 # (h, w) letterbox size
     net: Optional[YOLOX] = None            # the PyTorch network (None for exported files)
     load_report: Optional[LoadReport] = None
 
@@ -57,6 +57,8 @@ def resolve_model(model: ModelSource = "yolox-s", weights: Optional[Union[str, P
         weights, model = model, None
     ckpt = load_checkpoint(weights) if weights is not None else None
     meta: Dict[str, Any] = {k: ckpt[k] for k in CHECKPOINT_META if k in ckpt} if ckpt is not None else {}
+    if ckpt is not None and "imgsz" not in meta and "img_size" in ckpt:  # checkpoints written before 0.2
+        meta["imgsz"] = ckpt["img_size"]
     if model is None:
         if "model_name" not in meta:
             raise ConfigError(f"{weights}: the checkpoint does not say which model it is; pass model='yolox-s' etc.")
@@ -74,23 +76,23 @@ def resolve_model(model: ModelSource = "yolox-s", weights: Optional[Union[str, P
         net = create_model(str(model), num_classes)
     report = load_weights(net, ckpt, strict=strict) if ckpt is not None else None
     cfg = net.config or get_preset("yolox-s")
-    size = imgsz if imgsz is not None else meta.get("img_size", cfg.test_size)
-    input_size = check_image_size(tuple(size) if not isinstance(size, int) else size)
+    size = imgsz if imgsz is not None else meta.get("imgsz", cfg.test_size)
+    imgsz = check_image_size(tuple(size) if not isinstance(size, int) else size)
     class_names = list(names or meta.get("class_names") or default_names(net.num_classes))
     if len(class_names) != net.num_classes:
         raise ConfigError(f"{len(class_names)} class names given for a model with {net.num_classes} classes")
     category_ids = list(meta.get("category_ids") or default_category_ids(class_names))
     backend = TorchBackend(net, device=device, half=half, fuse=fuse, amp=amp)
-    return ResolvedModel(backend, class_names, category_ids, input_size, net=net, load_report=report)
+    return ResolvedModel(backend, class_names, category_ids, imgsz, net=net, load_report=report)
 
 
 def _resolve_exported(path: Path, device: str, imgsz, names) -> ResolvedModel:
     """An exported file: names, ids and input size from its metadata."""
     backend = load_backend(path, device=device)
     deployed = backend.deployed
-    size = check_image_size(imgsz if imgsz is not None else deployed.input_size)
-    if size != tuple(deployed.input_size) and not deployed.dynamic:
-        raise ConfigError(f"{path} was exported for {deployed.input_size[0]}x{deployed.input_size[1]} "
+    size = check_image_size(imgsz if imgsz is not None else deployed.imgsz)
+    if size != tuple(deployed.imgsz) and not deployed.dynamic:
+        raise ConfigError(f"{path} was exported for {deployed.imgsz[0]}x{deployed.imgsz[1]} "
                           f"inputs; drop imgsz or export with --dynamic")
     class_names = list(names or deployed.class_names or default_names(backend.num_classes))
     category_ids = list(deployed.category_ids or default_category_ids(class_names))

@@ -19,7 +19,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def count_gflops(model: nn.Module, img_size: Tuple[int, int]) -> float:
+def count_gflops(model: nn.Module, imgsz: Tuple[int, int]) -> float:
     """GFLOPs of one forward pass at batch 1 and input (h, w), as defined in the module doc."""
     macs = [0]
 
@@ -40,7 +40,7 @@ def count_gflops(model: nn.Module, img_size: Tuple[int, int]) -> float:
     model.eval()
     try:
         p = next(model.parameters())
-        model(torch.zeros(1, 3, *img_size, device=p.device, dtype=p.dtype))
+        model(torch.zeros(1, 3, *imgsz, device=p.device, dtype=p.dtype))
     finally:
         model.train(was_training)
         for h in handles:

@@ -10,12 +10,6 @@ def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
 
 
-def xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
-    """boxes: (..., 4) xyxy -> (..., 4) cxcywh."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
-
-
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
     """boxes: (..., 4) xyxy -> (...,) area (0 for inverted boxes)."""
     return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)

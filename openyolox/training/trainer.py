@@ -104,7 +104,7 @@ class Trainer:
         if self.cfg.amp and self.device.type != "cuda":
             self.log("warning: --amp needs CUDA; training in float32 on the CPU")
             self.cfg.amp = False
-        self.img_size: Tuple[int, int] = (self.cfg.imgsz, self.cfg.imgsz)
+        self.imgsz: Tuple[int, int] = (self.cfg.imgsz, self.cfg.imgsz)
 
         # made by setup()
         self.run_dir: Optional[Path] = None
@@ -131,7 +131,7 @@ class Trainer:
         self.last_metrics: Optional[Dict[str, Any]] = None      # of the latest evaluation
         self.last_predictions: Optional[Dict[Any, Any]] = None
         self.last_eval_images = 0
-        self._size_block, self._size = -1, self.img_size   # multi-scale: the current block and size
+        self._size_block, self._size = -1, self.imgsz   # multi-scale: the current block and size
 
     # ------------------------------------------------------------------ setup
 
@@ -178,7 +178,7 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
         per_rank = max(1, cfg.batch // self.dist.world_size)
-        self.dataset = TrainDataset.from_config(self.train_split, self.preset, self.img_size, cache=cfg.cache,
+        self.dataset = TrainDataset.from_config(self.train_split, self.preset, self.imgsz, cache=cfg.cache,
                                                 seed=cfg.seed)
         self.loader = build_train_loader(self.dataset, per_rank, workers=cfg.workers, shuffle=True,
                                          seed=cfg.seed, distributed=self.dist.enabled, drop_last=False)
@@ -190,7 +190,7 @@ class Trainer:
                                            cfg.no_aug_epochs * self.iters_per_epoch, cfg.min_lr_ratio)
         self.ema = ModelEMA(self.model) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
-        self.size_range = (multiscale_size_range(self.preset, self.img_size) if cfg.multiscale else None)
+        self.size_range = (multiscale_size_range(self.preset, self.imgsz) if cfg.multiscale else None)
         if self.resume_state is not None:
             self._restore(self.resume_state)
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
@@ -230,7 +230,7 @@ class Trainer:
         return {
             "model": (self.ema.ema if self.ema else model).state_dict(),
             "model_name": self.preset.name, "class_names": self.class_names,
-            "category_ids": list(self.train_split.category_ids), "img_size": list(self.img_size),
+            "category_ids": list(self.train_split.category_ids), "imgsz": list(self.imgsz),
             "epoch": self.epoch, "iteration": self.iteration, "best_ap": self.best_ap,
             "train_model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None, "scaler": self.scaler.state_dict(),
@@ -269,7 +269,7 @@ class Trainer:
             self.setup()
             self.log(f"training {self.cfg.model} on {self.cfg.data}: {len(self.train_split)} train / "
                      f"{len(self.val_split)} val images, {len(self.class_names)} classes, {self.cfg.epochs} epochs "
-                     f"x {self.iters_per_epoch} iterations, batch {self.cfg.batch}, {self.img_size[0]} px, "
+                     f"x {self.iters_per_epoch} iterations, batch {self.cfg.batch}, {self.imgsz[0]} px, "
                      f"{self.device}" + (f" x {self.dist.world_size} processes" if self.dist.enabled else ""))
             self.start_time = time.time()
             while self.epoch < self.cfg.epochs:
@@ -352,7 +352,7 @@ class Trainer:
         images = batch.images.to(self.device, non_blocking=True).float()
         targets = batch.targets.to(self.device, non_blocking=True)
         if self.size_range is not None:
-            images, targets = resize_batch(images, targets, self._input_size(it))
+            images, targets = resize_batch(images, targets, self._multiscale_size(it))
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=cfg.amp):
             losses = detection_loss(self.model(images), targets, use_l1=self.use_l1)
         loss = losses["total_loss"]
@@ -367,13 +367,13 @@ class Trainer:
         self.iteration += 1
         return {k: float(v.detach()) for k, v in losses.items()}
 
-    def _input_size(self, it: int):
+    def _multiscale_size(self, it: int):
         """Multi-scale: a new size every MULTISCALE_EVERY iterations, drawn on rank 0 from an
         RNG that depends only on (seed, iteration block), and broadcast to every rank."""
         block = it // MULTISCALE_EVERY
         if self._size_block != block:
             rng = np.random.default_rng([self.cfg.seed, block, 7])
-            size = random_size(rng, self.img_size, self.preset.multiscale_range, self.size_range)
+            size = random_size(rng, self.imgsz, self.preset.multiscale_range, self.size_range)
             self._size = tuple(broadcast_object(size, self.dist))
             self._size_block = block
         return self._size
@@ -394,7 +394,7 @@ class Trainer:
         through the same prediction step as ``openyolox val``."""
         model = self.ema.ema if self.ema else unwrap(self.model)
         was_training = model.training
-        detector = Detector(model, device=str(self.device), conf=0.01, nms=0.65, imgsz=self.img_size,
+        detector = Detector(model, device=str(self.device), conf=0.01, iou=0.65, imgsz=self.imgsz,
                             names=self.class_names, fuse=False, amp=self.cfg.amp)
         try:
             preds = predict_split(detector, self.val_split, batch_size=self.cfg.eval_batch,

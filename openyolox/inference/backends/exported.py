@@ -26,7 +26,7 @@ class ExportedBackend:
         self.deployed = deployed
         self.num_classes = deployed.num_classes
         self.names = list(deployed.class_names)
-        self.input_size: Tuple[int, int] = tuple(deployed.input_size)
+        self.imgsz: Tuple[int, int] = tuple(deployed.imgsz)
         self.dynamic = deployed.dynamic
         self.static_batch = deployed.batch
         self.decoded = deployed.decoded
@@ -85,8 +85,8 @@ class ExportedBackend:
         x = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}")
-        if not self.dynamic and tuple(x.shape[2:]) != self.input_size:
-            h, w = self.input_size
+        if not self.dynamic and tuple(x.shape[2:]) != self.imgsz:
+            h, w = self.imgsz
             raise ConfigError(f"{self.path} was exported for {h}x{w} inputs, got {x.shape[2]}x{x.shape[3]}; "
                               f"use imgsz={h} or export with --dynamic")
         return np.ascontiguousarray(x, dtype=self.input_dtype)
