@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 
 from openyolox.checkpoint import load_weights  # noqa: F401  (re-exported)
-from openyolox.inference.predictor import Detector  # noqa: F401
+from openyolox.detector import Detector  # noqa: F401  (the core Detector + automatic back-end)
+from openyolox.inference.predictor import Detector as CoreDetector
 from openyolox.inference.results import Detections  # noqa: F401
 from openyolox.models.yolox import YOLOX, create_model
 
@@ -33,19 +34,20 @@ def train(model: str = "yolox-nano", data: str = "builtin", resume=None, **kwarg
 
 def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf: float = 0.01, iou: float = 0.65,
              batch: int = 8, workers: int = 2, metric: str = "coco", weights=None, device: str = "cpu",
-             out=None, progress: bool = True) -> dict:
+             out=None, progress: bool = True, backend: str = "auto") -> dict:
     """COCO metrics (plus VOC with metric="voc") of a Detector, a YOLOX module, a model name
     (with ``weights``) or an exported file, on a split of ``data``. Writes metrics.json,
-    predictions.json and plots to ``out`` when given. Returns the metrics dict."""
+    predictions.json and plots to ``out`` when given. ``backend``: as for Detector (a Detector
+    passed in keeps its own). Returns the metrics dict."""
     from openyolox.data.sources import load_split
     from openyolox.evaluation.validate import validate, write_outputs
 
-    if isinstance(model, Detector):  # its back-end, at the evaluation thresholds
+    if isinstance(model, CoreDetector):  # its back-end, at the evaluation thresholds
         detector = copy.copy(model)
         detector.conf, detector.iou, detector.class_agnostic = conf, iou, False
     else:  # a module passed in is evaluated as it is, not fused in place
         detector = Detector(model, weights=weights, device=device, imgsz=imgsz, conf=conf, iou=iou,
-                            fuse=not isinstance(model, YOLOX))
+                            fuse=not isinstance(model, YOLOX), backend=backend)
     ds = load_split(data, split)
     summary, preds = validate(detector, ds, batch, workers, metric, progress)
     if out is not None:

@@ -22,7 +22,8 @@ def nano_ckpt(reference_dir):
 
 @pytest.fixture(scope="module")
 def detector(nano_ckpt):
-    return openyolox.Detector("yolox-nano", weights=nano_ckpt, conf=0.3, iou=0.45, imgsz=256)
+    # PyTorch: test_matches_manual_pipeline checks its steps; auto is tests/test_auto_backend.py
+    return openyolox.Detector("yolox-nano", weights=nano_ckpt, conf=0.3, iou=0.45, imgsz=256, backend="torch")
 
 
 def _image(seed=0, h=200, w=320):

@@ -81,7 +81,7 @@ def nms_onnx(tmp_path_factory, weights):
 
 @pytest.fixture(scope="module")
 def torch_detector(weights):
-    return openyolox.Detector("yolox-nano", weights=weights, conf=0.25, iou=0.45)
+    return openyolox.Detector("yolox-nano", weights=weights, conf=0.25, iou=0.45, backend="torch")
 
 
 def test_dynamic_onnx_matches_pytorch_batch_and_size(dynamic_onnx, nano):
@@ -121,7 +121,7 @@ def test_detector_on_onnx_gives_pytorch_detections(dynamic_onnx, torch_detector,
     assert_same_detections(det.predict_images(imgs), torch_detector.predict_images(imgs))
     # a dynamic graph runs other sizes: same as PyTorch at that size
     small = openyolox.Detector(dynamic_onnx, conf=0.25, imgsz=320)
-    ref = openyolox.Detector("yolox-nano", weights=weights, conf=0.25, imgsz=320)
+    ref = openyolox.Detector("yolox-nano", weights=weights, conf=0.25, imgsz=320, backend="torch")
     assert_same_detections(small.predict_images(imgs[:1]), ref.predict_images(imgs[:1]))
 
 
@@ -134,13 +134,13 @@ def test_nms_graph_same_detections_as_python_postprocess(nms_onnx, weights):
     imgs = images(3)
     # batch of 3 through a static batch-1 graph: run in chunks, batch indices offset
     ours = det.predict([img for _, img in imgs], batch_size=3)
-    ref = openyolox.Detector("yolox-nano", weights=weights, conf=0.25, iou=0.45, imgsz=320)
+    ref = openyolox.Detector("yolox-nano", weights=weights, conf=0.25, iou=0.45, imgsz=320, backend="torch")
     assert_same_detections(ours, ref.predict([img for _, img in imgs], batch_size=3))
     with pytest.raises(ConfigError, match="NMS inside"):
         det.backend(np.zeros((1, 3, 320, 320), np.float32))
     # a higher conf filters the graph's output exactly
     higher = openyolox.Detector(nms_onnx, conf=0.4, iou=0.45)
-    ref_hi = openyolox.Detector("yolox-nano", weights=weights, conf=0.4, iou=0.45, imgsz=320)
+    ref_hi = openyolox.Detector("yolox-nano", weights=weights, conf=0.4, iou=0.45, imgsz=320, backend="torch")
     assert_same_detections(higher.predict_images(imgs[:2]), ref_hi.predict_images(imgs[:2]))
 
 
@@ -257,7 +257,7 @@ def test_onnx_tiny_and_s(name, tmp_path):
     imgs = images()
     conf = sparse_conf(model, imgs)
     det = openyolox.Detector(path, conf=conf)
-    ref = openyolox.Detector(model, conf=conf)
+    ref = openyolox.Detector(model, conf=conf, backend="torch")
     assert_same_detections(det.predict_images(imgs), ref.predict_images(imgs))
 
 

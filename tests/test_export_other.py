@@ -56,7 +56,7 @@ def batch(shape, seed=0):
 
 @pytest.fixture(scope="module")
 def torch_detector(weights):
-    return openyolox.Detector("yolox-nano", weights=weights, imgsz=SIZE)
+    return openyolox.Detector("yolox-nano", weights=weights, imgsz=SIZE, backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ def test_tiny_and_s(name, fmt, tmp_path):
     imgs = images(3)
     conf = sparse_conf(model, imgs)
     assert_same_detections(openyolox.Detector(path, conf=conf).predict_images(imgs),
-                           openyolox.Detector(model, conf=conf).predict_images(imgs))
+                           openyolox.Detector(model, conf=conf, backend="torch").predict_images(imgs))
 
 
 @pytest.mark.slow

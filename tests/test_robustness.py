@@ -106,7 +106,7 @@ def test_zero_byte_val_image_is_one_line_with_loader_workers(coco_data, tmp_path
     weights = tmp_path / "w.pth"
     torch.save({"model": create_model("yolox-nano", 3).state_dict()}, weights)
     code = main(["val", "--model", "yolox-nano", "--weights", str(weights), "--data", str(data), "--imgsz", "64",
-                 "--workers", "1", "--out", str(tmp_path / "val"), "--no-plots"])
+                 "--workers", "1", "--out", str(tmp_path / "val"), "--no-plots", "--backend", "torch"])
     err = capsys.readouterr().err
     assert code == 1
     lines = [line for line in err.splitlines() if line.strip()]

@@ -15,6 +15,9 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = "y
     p.add_argument("--imgsz", type=int, help="input size, a multiple of 32 (default: the model's test size)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--half", action="store_true", help="FP16 inference (CUDA only)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "openvino", "ncnn", "torchscript"],
+                   help="what runs the model: auto (default: on a CPU, ONNX Runtime or OpenVINO through an export "
+                        "made once and cached; PyTorch on CUDA or when neither is installed) or one forced")
 
 
 def validate_model_args(args: argparse.Namespace) -> None:
@@ -47,13 +50,20 @@ def check_file(path: Optional[str], what: str) -> Optional[str]:
 
 
 def load_detector(args: argparse.Namespace, conf: float, iou: float, class_agnostic: bool = False):
-    """A Detector from --model/--weights/--device/--imgsz/--half. ``--model`` may also be a
-    checkpoint (.pth) or an exported file (openyolox.inference.resolve)."""
+    """A Detector from --model/--weights/--device/--imgsz/--half/--backend. ``--model`` may
+    also be a checkpoint (.pth) or an exported file (openyolox.inference.resolve)."""
     import sys
 
-    from openyolox.inference.predictor import Detector
+    from openyolox.detector import Detector
 
     if args.weights is None and args.model and not Path(args.model).exists():
         print("warning: no --weights given: the network has random weights", file=sys.stderr)
     return Detector(args.model, weights=args.weights, device=args.device, conf=conf, iou=iou, imgsz=args.imgsz,
-                    class_agnostic=class_agnostic, half=args.half)
+                    class_agnostic=class_agnostic, half=args.half, backend=args.backend)
+
+
+def runtime_label(detector) -> str:
+    """"ONNX Runtime", "PyTorch", ...: what ran the model, for the summary lines."""
+    from openyolox.export.auto import RUNTIME_LABELS
+
+    return RUNTIME_LABELS.get(detector.backend.name, detector.backend.name)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from openyolox.atomic import write_text_atomic
 from openyolox.run_dir import make_run_dir
-from openyolox.cli.common import add_model_args, load_detector, validate_model_args
+from openyolox.cli.common import add_model_args, load_detector, runtime_label, validate_model_args
 from openyolox.errors import DataError
 
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out_dir / "predictions.json", json.dumps(rows))
     t = detector.timings.per_image_ms()
     print(f"{n} {'frame' if video else 'image'}(s), {len(rows)} detections; per image: preprocess "
-          f"{t['preprocess']:.1f} ms, inference {t['inference']:.1f} ms, postprocess {t['postprocess']:.1f} ms",
-          file=sys.stderr)
+          f"{t['preprocess']:.1f} ms, inference {t['inference']:.1f} ms ({runtime_label(detector)}), postprocess "
+          f"{t['postprocess']:.1f} ms", file=sys.stderr)
     print(f"results saved to {out_dir}")
     return 0

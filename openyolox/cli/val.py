@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from openyolox.run_dir import make_run_dir
-from openyolox.cli.common import add_model_args, load_detector, validate_model_args
+from openyolox.cli.common import add_model_args, load_detector, runtime_label, validate_model_args
 
 
 def add_parser(sub) -> None:
@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_voc_table({**summary["VOC"], "iou_threshold": 0.5}))
     t = summary.get("timing_ms_per_image")
     if t:
+        runtime = f" ({runtime_label(detector)})" if args.predictions is None else ""
         print(f"\nper image: preprocess {t['preprocess']:.1f} ms (waiting for data), inference "
-              f"{t['inference']:.1f} ms, postprocess {t['postprocess']:.1f} ms; metric {t['metric']:.1f} ms; "
+              f"{t['inference']:.1f} ms{runtime}, postprocess {t['postprocess']:.1f} ms; metric {t['metric']:.1f} ms; "
               f"total {t['total']:.1f} ms ({len(split)} images)", file=sys.stderr)
     print(f"results saved to {out_dir}")
     return 0

@@ -75,10 +75,25 @@ def export_and_verify(model: Union[str, Path, nn.Module] = "yolox-s", weights: O
                       ) -> Tuple[Path, Optional[Dict[str, Any]]]:
     """:func:`export`, then (with ``verify``) the check of openyolox.export.verify on the same
     loaded network. Returns (path, report or None)."""
-    fmt = format.lower()
-    _check_options(fmt, batch, dynamic, nms, decode, conf, iou)
+    _check_options(format.lower(), batch, dynamic, nms, decode, conf, iou)
     # the one resolver: names, checkpoints, class counts and sizes exactly as inference does
     resolved = resolve_model(model, weights, imgsz=imgsz, num_classes=num_classes, names=names, fuse=False)
+    return export_resolved(resolved, format, out, batch, dynamic, half, decode, nms, conf, iou, class_agnostic,
+                           max_det, opset, simplify, exporter, verify)
+
+
+def export_resolved(resolved: ResolvedModel, format: str = "onnx", out: Optional[Union[str, Path]] = None,
+                    batch: int = 1, dynamic: bool = False, half: bool = False, decode: bool = True,
+                    nms: bool = False, conf: float = 0.25, iou: float = 0.45, class_agnostic: bool = False,
+                    max_det: int = 10000, opset: int = 18, simplify: bool = True, exporter: str = "dynamo",
+                    verify: bool = True) -> Tuple[Path, Optional[Dict[str, Any]]]:
+    """:func:`export_and_verify` for a model already resolved by
+    openyolox.inference.resolve.resolve_model (with ``fuse=False``): for callers that need the
+    resolution themselves (its load report, strict=False), e.g. openyolox.export.auto."""
+    fmt = format.lower()
+    _check_options(fmt, batch, dynamic, nms, decode, conf, iou)
+    if resolved.net is None:
+        raise ConfigError("only PyTorch models can be exported; this one is already an exported file")
     deployed = _describe(resolved, fmt, batch, dynamic, half, decode, nms, conf, iou, class_agnostic, max_det)
     path = _output_path(out, deployed.model_name, fmt)
     net = resolved.net
@@ -140,4 +155,4 @@ def _output_path(out: Optional[Union[str, Path]], model_name: str, fmt: str) -> 
     return path
 
 
-__all__ = ["FORMATS", "default_output", "export", "export_and_verify"]
+__all__ = ["FORMATS", "default_output", "export", "export_and_verify", "export_resolved"]
