@@ -65,7 +65,8 @@ def sparse_conf(detector, named_images, keep=0.01):
 def assert_same_detections(ours, ref):
     assert len(ours) == len(ref) and sum(len(r) for r in ref) > 0
     for a, b in zip(ours, ref):
-        ok, why = match_detections(torch.from_numpy(np.c_[a.boxes, a.classes]), torch.from_numpy(np.c_[b.boxes, b.classes]))
+        ok, why = match_detections(torch.from_numpy(np.c_[a.boxes, a.classes]),
+                                   torch.from_numpy(np.c_[b.boxes, b.classes]))
         assert ok, why
         np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-4)
 

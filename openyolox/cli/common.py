@@ -15,7 +15,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = "y
     p.add_argument("--imgsz", type=int, help="input size, a multiple of 32 (default: the model's test size)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--half", action="store_true", help="FP16 inference (CUDA only)")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "openvino", "ncnn", "torchscript"],
+    p.add_argument("--backend", default="auto",
+                   choices=["auto", "torch", "onnxruntime", "openvino", "ncnn", "torchscript"],
                    help="what runs the model: auto (default: on a CPU, ONNX Runtime or OpenVINO through an export "
                         "made once and cached; PyTorch on CUDA or when neither is installed) or one forced")
 

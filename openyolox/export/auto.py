@@ -35,9 +35,9 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from openyolox.errors import ConfigError
 
@@ -52,9 +52,9 @@ RUNTIME_LABELS = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "ncnn":
 # runtime -> (export format, the file or folder name inside a cache entry)
 _FORMATS = {"onnxruntime": ("onnx", "model.onnx"), "openvino": ("openvino", "model_openvino"),
             "ncnn": ("ncnn", "model_ncnn"), "torchscript": ("torchscript", "model.torchscript")}
-# modules each runtime needs, to run and to be exported to; the extra that installs them
-_NEEDS = {"onnxruntime": (("onnxruntime", "onnx"), "onnx"), "openvino": (("openvino", "onnx"), "openvino"),
-          "ncnn": (("ncnn", "pnnx"), "ncnn"), "torchscript": ((), None)}
+# runtime -> (the module it runs with, the modules exporting to it needs, the extra installing them)
+_NEEDS = {"onnxruntime": ("onnxruntime", ("onnx",), "onnx"), "openvino": ("openvino", ("onnx",), "openvino"),
+          "ncnn": ("ncnn", ("pnnx",), "ncnn"), "torchscript": (None, (), None)}
 # the cache keeps the most recently used entries; older ones are removed after a new export
 MAX_ENTRIES = 16
 # an entry (or a temporary folder) younger than this is never removed: a process may be loading it
@@ -79,7 +79,6 @@ class BackendChoice:
     cached: bool = False
     load_report: Any = None
     temporary: Optional[Path] = None
-    messages: List[str] = field(default_factory=list)
 
     def cleanup(self) -> None:
         """Remove the temporary export (call after the runtime has loaded it)."""
@@ -104,13 +103,14 @@ def canonical_backend(backend: str) -> str:
     return name
 
 
-def missing_modules(runtime: str) -> Optional[str]:
-    """None when ``runtime`` can be exported to and run here, else why not (one line).
+def missing_modules(runtime: str, export: bool = True) -> Optional[str]:
+    """None when ``runtime`` can run here (and, with ``export``, be exported to), else why
+    not (one line). A cached file needs the runtime only: importing onnx costs ~1 s.
 
     Imports the modules rather than looking them up: a package that is present but broken
     (or blocked, as the tests do with ``sys.modules[name] = None``) counts as missing."""
-    modules, extra = _NEEDS[runtime]
-    for module in modules:
+    runs_with, exports_with, extra = _NEEDS[runtime]
+    for module in ([runs_with] if runs_with else []) + (list(exports_with) if export else []):
         try:
             importlib.import_module(module)
         except Exception as exc:  # ImportError, or a binary that fails to load
@@ -134,8 +134,8 @@ def select_backend(model: Any, weights: Optional[PathLike] = None, backend: str 
     if is_exported_model(model) and weights is None:
         runtime = resolve_exported(model)[0]
         if choice not in ("auto", runtime):
-            raise ConfigError(f"{model} is an exported {RUNTIME_LABELS[runtime]} file; backend '{backend}' needs a model "
-                              f"name with weights or a checkpoint (or use backend='auto')")
+            raise ConfigError(f"{model} is an exported {RUNTIME_LABELS[runtime]} file; backend '{backend}' needs a "
+                              f"model name with weights or a checkpoint (or use backend='auto')")
         return BackendChoice(model, None, runtime)
     if choice == "torch":
         return BackendChoice(model, weights, "pytorch")
@@ -145,7 +145,7 @@ def select_backend(model: Any, weights: Optional[PathLike] = None, backend: str 
             return BackendChoice(model, weights, "pytorch")
         runtime, reasons = None, []
         for candidate in AUTO_ORDER:  # the first that imports: importing the others costs time
-            why = missing_modules(candidate)
+            why = missing_modules(candidate, export=False)
             if why is None:
                 runtime = candidate
                 break
@@ -154,7 +154,7 @@ def select_backend(model: Any, weights: Optional[PathLike] = None, backend: str 
             return _fallback(model, weights, log, f"no CPU runtime is installed ({'; '.join(reasons)})")
     else:
         runtime = choice
-        why = missing_modules(runtime)
+        why = missing_modules(runtime, export=False)
         if why is not None:
             raise ConfigError(f"backend '{runtime}': {why}")
         if half:
@@ -185,7 +185,8 @@ def fallback_line(reason: str, log: Optional[Callable[[str], None]] = None) -> s
 
 
 def _fallback(model: Any, weights: Optional[PathLike], log: Callable[[str], None], reason: str) -> BackendChoice:
-    return BackendChoice(model, weights, "pytorch", messages=[fallback_line(reason, log)])
+    fallback_line(reason, log)
+    return BackendChoice(model, weights, "pytorch")
 
 
 def discard_entry(choice: BackendChoice) -> None:
@@ -212,6 +213,9 @@ def _export_cached(model: Any, weights: Optional[PathLike], runtime: str, imgsz,
     if weights is None and not isinstance(model, YOLOX):
         # random initialisation: new weights in every process, so a cache entry would never be
         # used again; export to a temporary folder removed once the runtime has loaded it
+        why = missing_modules(runtime)
+        if why is not None:
+            raise ExportFailed(why)
         folder = Path(tempfile.mkdtemp(prefix="openyolox-auto-"))
         try:
             note = (f"exporting {label} (random weights) to {RUNTIME_LABELS[runtime]} for faster CPU inference "
@@ -235,6 +239,9 @@ def _export_cached(model: Any, weights: Optional[PathLike], runtime: str, imgsz,
         _touch(entry)
         return BackendChoice(str(entry / filename), None, runtime, cached=True,
                              load_report=_read_report(entry))
+    why = missing_modules(runtime)
+    if why is not None:
+        raise ExportFailed(why)
     note = f"exporting {label} to {RUNTIME_LABELS[runtime]} for faster CPU inference (once; cached in {entry})"
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
@@ -254,7 +261,10 @@ def _export_cached(model: Any, weights: Optional[PathLike], runtime: str, imgsz,
             # another process exported the same key meanwhile: use its (identical) entry
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    prune_cache(root, keep=entry)
+    try:
+        prune_cache(root, keep=entry)
+    except OSError:  # another process pruning at the same time; the next export tries again
+        pass
     return BackendChoice(str(entry / filename), None, runtime, load_report=report)
 
 
@@ -428,5 +438,6 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["AUTO_ORDER", "BACKENDS", "BackendChoice", "cache_key", "canonical_backend", "exports_dir",
-           "ExportFailed", "discard_entry", "fallback_line", "missing_modules", "module_digest", "prune_cache", "select_backend", "weights_digest"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "BackendChoice", "ExportFailed", "cache_key", "canonical_backend",
+           "discard_entry", "exports_dir", "fallback_line", "missing_modules", "module_digest", "prune_cache",
+           "select_backend", "weights_digest"]
