@@ -70,3 +70,25 @@ def score_results_file(split: DatasetSplit, results: Sequence[dict], metric: str
     """Score an existing COCO results list (already validated against ``split``)."""
     preds = predictions_from_coco_results(split, results)
     return score(split, preds, metric), preds
+
+
+def compare_accuracy(reference: Any, candidate: Any, data: Union[str, Path], split: str = "val",
+                     batch_size: int = 8, workers: int = 0, progress: bool = False) -> Dict[str, Any]:
+    """COCO AP of two models (anything the Detector takes: exported files, checkpoints) on one
+    split of ``data`` at the evaluation thresholds, and what the candidate loses, in AP points
+    (0-100; positive = worse). Used for INT8 files against their FP32 graph.
+
+    Returns {"reference": {"AP50_95", "AP50"}, "candidate": {...}, "drop_AP50_95", "drop_AP50",
+    "images"}."""
+    from openyolox.data.sources import load_split
+
+    ds = load_split(data, split)
+    scores: Dict[str, Dict[str, float]] = {}
+    for role, model in (("reference", reference), ("candidate", candidate)):
+        detector = Detector(model, conf=0.01, iou=0.65)
+        if len(detector.names) != ds.num_classes:
+            raise ValueError(f"{model} predicts {len(detector.names)} classes but {data} has {ds.num_classes}")
+        summary, _ = validate(detector, ds, batch_size, workers, progress=progress)
+        scores[role] = {"AP50_95": float(summary["AP50_95"]), "AP50": float(summary["AP50"])}
+    drop = {f"drop_{k}": 100.0 * (scores["reference"][k] - scores["candidate"][k]) for k in ("AP50_95", "AP50")}
+    return {**scores, **drop, "images": len(ds)}

@@ -47,7 +47,8 @@ def export(model: Union[str, Path, nn.Module] = "yolox-s", weights: Optional[Uni
            half: bool = False, decode: bool = True, nms: bool = False, conf: float = 0.25, iou: float = 0.45,
            class_agnostic: bool = False, max_det: int = 10000, opset: int = 18, simplify: bool = True,
            exporter: str = "dynamo", num_classes: Optional[int] = None,
-           names: Optional[Sequence[str]] = None) -> Path:
+           names: Optional[Sequence[str]] = None, *, int8: bool = False, data: Optional[Union[str, Path]] = None,
+           calib_images: int = 300) -> Path:
     """Export a model (preset name + ``weights``, a checkpoint, or a YOLOX module) to ``format``.
 
     imgsz: input (h, w) or one int (default: the model's test size). batch: static batch size;
@@ -58,11 +59,13 @@ def export(model: Union[str, Path, nn.Module] = "yolox-s", weights: Optional[Uni
     class) so the file alone gives final detections; see docs/deployment.md for its output.
     opset / simplify / exporter: ONNX options, exporter also for OpenVINO (converted from ONNX):
     "dynamo" = torch.export based, the current one; "torchscript" = the legacy tracer, several
-    times faster to export, deprecated. Returns the written path.
+    times faster to export, deprecated. int8 (formats onnx and openvino): quantize, calibrating
+    on ``calib_images`` images of ``data``'s train split (openyolox.export.int8; the accuracy
+    it costs is measured by ``openyolox export --int8``). Returns the written path.
     """
     return export_and_verify(model, weights, format, out, imgsz, batch, dynamic, half, decode, nms, conf, iou,
                              class_agnostic, max_det, opset, simplify, exporter, num_classes, names,
-                             verify=False)[0]
+                             verify=False, int8=int8, data=data, calib_images=calib_images)[0]
 
 
 def export_and_verify(model: Union[str, Path, nn.Module] = "yolox-s", weights: Optional[Union[str, Path]] = None,
@@ -71,29 +74,38 @@ def export_and_verify(model: Union[str, Path, nn.Module] = "yolox-s", weights: O
                       half: bool = False, decode: bool = True, nms: bool = False, conf: float = 0.25,
                       iou: float = 0.45, class_agnostic: bool = False, max_det: int = 10000, opset: int = 18,
                       simplify: bool = True, exporter: str = "dynamo", num_classes: Optional[int] = None,
-                      names: Optional[Sequence[str]] = None, verify: bool = True
+                      names: Optional[Sequence[str]] = None, verify: bool = True, *, int8: bool = False,
+                      data: Optional[Union[str, Path]] = None, calib_images: int = 300
                       ) -> Tuple[Path, Optional[Dict[str, Any]]]:
     """:func:`export`, then (with ``verify``) the check of openyolox.export.verify on the same
-    loaded network. Returns (path, report or None)."""
+    loaded network (for int8: of the FP32 graph that is quantized). Returns (path, report or
+    None)."""
     _check_options(format.lower(), batch, dynamic, nms, decode, conf, iou)
+    check_int8_options(format.lower(), int8, half, nms, data)
     # the one resolver: names, checkpoints, class counts and sizes exactly as inference does
     resolved = resolve_model(model, weights, imgsz=imgsz, num_classes=num_classes, names=names, fuse=False)
     return export_resolved(resolved, format, out, batch, dynamic, half, decode, nms, conf, iou, class_agnostic,
-                           max_det, opset, simplify, exporter, verify)
+                           max_det, opset, simplify, exporter, verify, int8=int8, data=data,
+                           calib_images=calib_images)
 
 
 def export_resolved(resolved: ResolvedModel, format: str = "onnx", out: Optional[Union[str, Path]] = None,
                     batch: int = 1, dynamic: bool = False, half: bool = False, decode: bool = True,
                     nms: bool = False, conf: float = 0.25, iou: float = 0.45, class_agnostic: bool = False,
                     max_det: int = 10000, opset: int = 18, simplify: bool = True, exporter: str = "dynamo",
-                    verify: bool = True) -> Tuple[Path, Optional[Dict[str, Any]]]:
+                    verify: bool = True, *, int8: bool = False, data: Optional[Union[str, Path]] = None,
+                    calib_images: int = 300) -> Tuple[Path, Optional[Dict[str, Any]]]:
     """:func:`export_and_verify` for a model already resolved by
     openyolox.inference.resolve.resolve_model (with ``fuse=False``): for callers that need the
     resolution themselves (its load report, strict=False), e.g. openyolox.export.auto."""
     fmt = format.lower()
     _check_options(fmt, batch, dynamic, nms, decode, conf, iou)
+    check_int8_options(fmt, int8, half, nms, data)
     if resolved.net is None:
         raise ConfigError("only PyTorch models can be exported; this one is already an exported file")
+    if int8:
+        return _export_int8(resolved, fmt, out, batch, dynamic, decode, opset, simplify, exporter, verify, data,
+                            calib_images)
     deployed = _describe(resolved, fmt, batch, dynamic, half, decode, nms, conf, iou, class_agnostic, max_det)
     path = _output_path(out, deployed.model_name, fmt)
     net = resolved.net
@@ -118,6 +130,39 @@ def export_resolved(resolved: ResolvedModel, format: str = "onnx", out: Optional
     from openyolox.export.verify import verify_export
 
     return path, verify_export(path, net)
+
+
+def _export_int8(resolved: ResolvedModel, fmt: str, out, batch: int, dynamic: bool, decode: bool, opset: int,
+                 simplify: bool, exporter: str, verify: bool, data, calib_images: int
+                 ) -> Tuple[Path, Optional[Dict[str, Any]]]:
+    """The FP32 graph (checked against PyTorch with ``verify``), then its INT8 version."""
+    import tempfile
+
+    from openyolox.export.int8 import int8_output, quantize
+    from openyolox.export.verify import describe
+
+    name = resolved.net.config.name if resolved.net.config is not None else "yolox"
+    path = int8_output(out, name, fmt)
+    with tempfile.TemporaryDirectory(prefix="openyolox-int8-") as tmp:
+        fp32 = Path(tmp) / ("fp32.onnx" if fmt == "onnx" else "fp32_openvino")
+        fp32, report = export_resolved(resolved, fmt, fp32, batch, dynamic, decode=decode, opset=opset,
+                                       simplify=simplify, exporter=exporter, verify=verify)
+        if report is not None and not report["ok"]:
+            raise ConfigError(f"the FP32 graph to quantize does not match PyTorch: {describe(report)}")
+        return quantize(fp32, path, data, calib_images), report
+
+
+def check_int8_options(fmt: str, int8: bool, half: bool, nms: bool, data) -> None:
+    if not int8:
+        return
+    from openyolox.export.int8 import INT8_FORMATS
+
+    if fmt not in INT8_FORMATS:
+        raise ConfigError(f"--int8 is available for {' and '.join(INT8_FORMATS)}, not {fmt}")
+    if half or nms:
+        raise ConfigError("--int8 cannot be combined with --half or --nms")
+    if data is None:
+        raise ConfigError("--int8 needs --data: calibration images (and the val split the accuracy is checked on)")
 
 
 def _check_options(fmt: str, batch: int, dynamic: bool, nms: bool, decode: bool, conf: float, iou: float) -> None:
