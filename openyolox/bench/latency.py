@@ -178,14 +178,15 @@ def benchmark_latency(model: str = "yolox-nano", weights: Optional[str] = None, 
             spec = {"name": row_name, "kind": kind, "paths": paths, "model": getattr(net.config, "name", model),
                     "num_classes": net.num_classes, "imgsz": list(size), "runs": runs, "batch": batch,
                     "threads": threads}
-            rows += _run_worker(spec)
+            rows += time_in_process(spec)
         return rows
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
-def _run_worker(spec: dict) -> List[dict]:
+def time_in_process(spec: dict) -> List[dict]:
+    """Run one timing job (see _worker) in a fresh Python process; its JSON rows."""
     proc = subprocess.run([sys.executable, "-m", "openyolox.bench.latency", "--worker", json.dumps(spec)],
                           capture_output=True, text=True)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -1,6 +1,7 @@
 """``openyolox benchmark ACTION``: measurements. Actions: ``latency`` (every installed
-inference back-end), ``dataloader`` (training pipeline images/s), ``train-step`` (one
-training step). Each prints JSON.
+inference back-end), ``formats`` (size, accuracy and speed per format and precision; a table,
+formats.json and formats.png), ``dataloader`` (training pipeline images/s), ``train-step``
+(one training step). The others print JSON.
 
 To add an action: write ``_add_<name>(subparsers)`` and ``_run_<name>(args)`` and list them in
 ACTIONS.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable, Dict, Tuple
 
 
@@ -53,6 +55,50 @@ def _run_latency(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             fh.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _add_formats(sub) -> None:
+    from openyolox.bench.formats import ROWS
+
+    p = sub.add_parser("formats", help="file size, accuracy and speed of every format and precision (FP32, INT8)",
+                       description="Export the model to every installed format (PyTorch, TorchScript, ONNX Runtime "
+                                   "FP32/INT8, OpenVINO FP32/INT8, ncnn), evaluate each on --data's val split and time "
+                                   "each in its own process. Prints a table; writes formats.json and formats.png.")
+    p.add_argument("--model", default="yolox-nano", help="model name or checkpoint (default yolox-nano)")
+    p.add_argument("--weights", help="checkpoint to load (trained on --data)")
+    p.add_argument("--data", required=True, help="dataset: INT8 calibration (train split) and AP (val split)")
+    p.add_argument("--imgsz", type=int, help="input size (default: the model's test size)")
+    p.add_argument("--rows", nargs="+", choices=[f"{k}-{pr}" for _, k, pr in ROWS], help="only these rows")
+    p.add_argument("--runs", type=int, default=100, help="timed batch-1 calls (batch N: runs/5, at least 10)")
+    p.add_argument("--batch", type=int, default=8, help="batch size of the throughput run (default 8)")
+    p.add_argument("--threads", type=int, help="threads per back-end (default: the cores this process may use)")
+    p.add_argument("--calib-images", type=int, default=300, help="INT8 calibration images (default 300)")
+    p.add_argument("--out", help="folder for formats.json and formats.png (default runs/benchmark/expN)")
+
+
+def _run_formats(args: argparse.Namespace) -> int:
+    from openyolox.bench.formats import benchmark_formats, format_table, save_report
+    from openyolox.cli.common import check_file
+    from openyolox.config import canonical_name, check_image_size
+    from openyolox.data.sources import load_split
+    from openyolox.run_dir import make_run_dir
+
+    check_file(args.weights, "weights file")
+    if not Path(args.model).exists():
+        canonical_name(args.model)
+    if args.imgsz is not None:
+        check_image_size(args.imgsz)
+    if args.runs < 1 or args.batch < 1 or args.calib_images < 1:
+        raise ValueError("--runs, --batch and --calib-images must be >= 1")
+    load_split(args.data, "val")  # a bad --data fails now, not after the exports
+    out_dir = make_run_dir(args.out, "benchmark")
+    report = benchmark_formats(args.model, args.weights, args.data, imgsz=args.imgsz, runs=args.runs,
+                               batch=args.batch, threads=args.threads, calib_images=args.calib_images,
+                               rows=args.rows, log=lambda s: print(s, file=sys.stderr, flush=True))
+    save_report(report, out_dir)
+    print(format_table(report))
+    print(f"results saved to {out_dir}")
     return 0
 
 
@@ -108,6 +154,7 @@ def _run_train_step(args: argparse.Namespace) -> int:
 # action -> (add its parser, run it)
 ACTIONS: Dict[str, Tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "latency": (_add_latency, _run_latency),
+    "formats": (_add_formats, _run_formats),
     "dataloader": (_add_dataloader, _run_dataloader),
     "train-step": (_add_train_step, _run_train_step),
 }
