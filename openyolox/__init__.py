@@ -2,7 +2,7 @@
 
 Public API: build_model, load_weights, Detector, Detections, train, evaluate.
 """
-__version__ = "0.1.0"
+from openyolox.version import __version__  # noqa: F401
 
 _API = {
     "build_model": "openyolox.api",

@@ -303,7 +303,7 @@ def _load_problem(model: str, path: Path) -> Optional[str]:
 
 
 def _make_record(model: str, path: Path, filename: str, url: Optional[str], digest: str) -> dict:
-    from openyolox import __version__
+    from openyolox.version import __version__
 
     stat = path.stat()  # of the part file before the rename: a rename keeps size and mtime
     return {"file": filename, "model": model, "url": url, "size": stat.st_size, "sha256": digest,

@@ -67,7 +67,7 @@ class Deployed:
 
     def to_json(self) -> Dict[str, Any]:
         """Plain JSON-able values (plus the derived num_classes / input and output names)."""
-        from openyolox import __version__
+        from openyolox.version import __version__
 
         meta = dataclasses.asdict(self)
         meta.update(imgsz=list(self.imgsz), strides=list(self.strides), num_classes=self.num_classes,
