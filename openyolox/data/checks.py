@@ -48,8 +48,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from openyolox.data.records import DatasetSplit, ImageRecord
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 # a box may overhang the image by this many pixels before it counts as outside
 EDGE_TOLERANCE = 1.0

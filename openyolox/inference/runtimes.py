@@ -23,15 +23,15 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from openyolox.errors import ConfigError
 from openyolox.models.head import STRIDES, decode_boxes, make_anchor_grid
+from openyolox.typing import PathLike
 
-PathLike = Union[str, Path]
 METADATA_FILE = "metadata.json"
 TORCHSCRIPT_SUFFIXES = (".torchscript", ".ts", ".jit")
 

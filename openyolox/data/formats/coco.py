@@ -32,15 +32,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from openyolox.data.image_io import read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 # user split name -> stems that count as that split (plus an optional year: "train2017")
 SPLIT_ALIASES: Dict[str, Tuple[str, ...]] = {
