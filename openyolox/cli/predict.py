@@ -28,8 +28,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openyolox.inference.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images
-    from openyolox.data.image_io import read_image
+    from openyolox.inference.sources import VIDEO_SUFFIXES, list_images
+    from openyolox.data.image_io import IMAGE_SUFFIXES, read_image
     from openyolox.inference.visualize import draw_detections
 
     validate_model_args(args)

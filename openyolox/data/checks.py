@@ -273,7 +273,8 @@ def layout_issues(layout: Optional[str], split: DatasetSplit) -> List[Issue]:
 
 
 def _yolo_label_issues(split: DatasetSplit) -> List[Issue]:
-    from openyolox.data.formats.yolo import IMAGE_EXTENSIONS, label_path_for
+    from openyolox.data.formats.yolo import label_path_for
+    from openyolox.data.image_io import IMAGE_SUFFIXES
 
     issues: List[Issue] = []
     expected = [label_path_for(r.path) for r in split.records]
@@ -290,7 +291,7 @@ def _yolo_label_issues(split: DatasetSplit) -> List[Issue]:
         image_dir = _images_dir_of(label_dir)
         try:
             stems = {os.path.splitext(e)[0] for e in os.listdir(image_dir)
-                     if os.path.splitext(e)[1].lower() in IMAGE_EXTENSIONS}
+                     if os.path.splitext(e)[1].lower() in IMAGE_SUFFIXES}
         except OSError:
             stems = set()
         for entry in sorted(os.listdir(label_dir)):
@@ -314,7 +315,7 @@ def _images_dir_of(label_dir: str) -> str:
 
 
 def _voc_unannotated_images(split: DatasetSplit) -> List[Issue]:
-    from openyolox.data.formats.voc import IMAGE_EXTENSIONS
+    from openyolox.data.image_io import IMAGE_SUFFIXES
 
     issues: List[Issue] = []
     for root in sorted({r.path.parent.parent for r in split.records if r.path.parent.name == "JPEGImages"}):
@@ -325,7 +326,7 @@ def _voc_unannotated_images(split: DatasetSplit) -> List[Issue]:
             continue
         for entry in images:
             stem, ext = os.path.splitext(entry)
-            if ext.lower() in IMAGE_EXTENSIONS and stem not in xml_stems:
+            if ext.lower() in IMAGE_SUFFIXES and stem not in xml_stems:
                 issues.append(make_issue(root / "JPEGImages" / entry, "image-without-annotation",
                                          f"no {root / 'Annotations' / (stem + '.xml')}; the image is not used"))
     return issues

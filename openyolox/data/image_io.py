@@ -30,6 +30,9 @@ from PIL import Image, ImageOps
 from openyolox.errors import DataError
 from openyolox.typing import PathLike
 
+# file suffixes taken for images wherever a folder is listed (datasets, predict)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo", ".pfm", ".dng")
+
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # these swap width and height
 _JPEG_PADDING = b"\x00\xff \t\r\n"  # bytes some writers append after the EOI marker

@@ -36,7 +36,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openyolox.data.image_io import read_image_size
+from openyolox.data.image_io import IMAGE_SUFFIXES, read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
 from openyolox.typing import PathLike
@@ -47,7 +47,6 @@ VOC_CLASSES: Tuple[str, ...] = (
     "train", "tvmonitor",
 )
 CLASS_LIST_FILES = ("classes.txt", "labels.txt")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -316,7 +315,7 @@ def _list_images(folder: Path) -> Dict[str, str]:
     found: Dict[str, str] = {}
     for e in entries:
         stem, ext = os.path.splitext(e)
-        if ext.lower() in IMAGE_EXTENSIONS:
+        if ext.lower() in IMAGE_SUFFIXES:
             found[e] = e
             found.setdefault(stem, e)
     return found

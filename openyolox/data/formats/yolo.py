@@ -29,12 +29,11 @@ from typing import List, Optional, Tuple
 import numpy as np
 import yaml
 
-from openyolox.data.image_io import read_image_size
+from openyolox.data.image_io import IMAGE_SUFFIXES, read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
 from openyolox.typing import PathLike
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo", ".pfm", ".dng")
 _SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 # Values beyond this are not "slightly outside the image" but pixel coordinates.
 _NORMALISED_LIMIT = 1.5
@@ -135,10 +134,10 @@ def list_split_images(entry, root: Path, yaml_path: Path, key: str, problems: Op
         p = Path(str(e)).expanduser()
         p = p if p.is_absolute() else root / p
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
                 raise DataError(f"{yaml_path}: '{key}' folder {p} holds no images "
-                                f"({', '.join(IMAGE_EXTENSIONS[:5])}, ...)")
+                                f"({', '.join(IMAGE_SUFFIXES[:5])}, ...)")
             images += found
         elif p.is_file() and p.suffix.lower() == ".txt":
             images += _read_image_list(p, root, problems)
