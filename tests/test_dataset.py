@@ -9,7 +9,7 @@ import torch
 from openyolox.config import get_preset
 from openyolox.data.dataset import (EvalDataset, SampleKey, TrainDataset, TrainSampler, build_eval_loader,
                                     build_train_loader, multiscale_size_range, random_size, resize_batch)
-from openyolox.data.letterbox import letterbox
+from openyolox.data.transforms import letterbox
 from openyolox.data.records import DatasetSplit, ImageRecord
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]

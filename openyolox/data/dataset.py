@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from openyolox.config import ModelConfig, get_preset
 from openyolox.data import augment as aug
 from openyolox.data.image_io import read_image
-from openyolox.data.letterbox import letterbox
+from openyolox.data.transforms import letterbox, letterbox_with_boxes, to_chw
 from openyolox.data.records import DatasetSplit, ImageId
 from openyolox.errors import ConfigError
 
@@ -229,13 +229,13 @@ class TrainDataset(Dataset):
         image, boxes = self._photometric_and_flip(image, boxes, content_hw, rng)
         targets = aug.finish_labels(boxes, classes, self.max_labels)
         rec = self.split.records[index]
-        return TrainSample(aug.to_chw(image), targets, rec.image_id, (rec.height, rec.width))
+        return TrainSample(to_chw(image), targets, rec.image_id, (rec.height, rec.width))
 
     def _letterboxed(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
         """Letterbox of image ``index``: (canvas, boxes (N, 4) xyxy, classes, content (h, w))."""
         image = self.load_image(index)
         boxes, classes = self.labels(index)
-        canvas, boxes, r = aug.letterbox_with_boxes(image, boxes, self.img_size)
+        canvas, boxes, r = letterbox_with_boxes(image, boxes, self.img_size)
         content_hw = (int(image.shape[0] * r), int(image.shape[1] * r))  # as letterbox() sizes it
         return canvas, boxes, classes, content_hw
 
@@ -300,7 +300,7 @@ class EvalDataset(Dataset):
         rec = self.split.records[index]
         image = read_image(rec.path)
         canvas, ratio = letterbox(image, self.img_size)
-        return EvalSample(aug.to_chw(canvas), ratio, rec.image_id, (image.shape[0], image.shape[1]))
+        return EvalSample(to_chw(canvas), ratio, rec.image_id, (image.shape[0], image.shape[1]))
 # --------------------------------------------------------------------------- batching
 
 def collate_train(samples: Sequence[TrainSample]) -> TrainBatch:

@@ -13,7 +13,7 @@ import torch
 from openyolox.checkpoint import load_checkpoint, load_weights
 from openyolox.config import check_image_size, get_preset
 from openyolox.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
-from openyolox.data.letterbox import letterbox
+from openyolox.data.transforms import letterbox
 from openyolox.errors import ConfigError
 from openyolox.inference.backends import TorchBackend
 from openyolox.inference.postprocess import postprocess, scale_boxes
