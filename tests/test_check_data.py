@@ -281,3 +281,59 @@ def test_cli_one_line_errors_in_subprocess(tmp_path):
         assert proc.returncode == 1
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("openyolox check-data: error:") and message in lines[0]
+
+
+def _coco_edit(root, edit):
+    ann_file = root / "annotations" / "instances_train.json"
+    ann = json.loads(ann_file.read_text())
+    edit(ann)
+    ann_file.write_text(json.dumps(ann))
+
+
+@pytest.mark.parametrize("edit, kind, text", [
+    (lambda a: a["annotations"][0].update(category_id=99), "unknown-category", "category_id 99"),
+    (lambda a: a["annotations"][0].update(bbox=[1, 2, 3]), "bad-annotation", "bbox [1, 2, 3]"),
+    (lambda a: a["annotations"][0].pop("bbox"), "bad-annotation", "needs 'image_id', 'category_id' and 'bbox'"),
+])
+def test_coco_annotation_problems_name_their_image(tmp_path, tiny, edit, kind, text):
+    """check-data (lenient) and training (strict) both say which image a bad annotation is of."""
+    root = write_coco(tmp_path / "coco", tiny, splits=("train",))
+    _coco_edit(root, edit)
+    first_image = f"{tiny[0].name}.jpg"  # annotations[0] belongs to image id 1 = tiny[0]
+    (issue,) = by_kind(check_dataset(root))[kind]
+    assert issue.path == str(root / "annotations" / "instances_train.json")
+    assert text in issue.detail and f"(image {first_image})" in issue.detail and issue.detail.endswith("; skipped")
+    with pytest.raises(DataError, match=rf"instances_train.json: .*\(image {first_image}\)"):
+        load_split(root, "train")
+
+
+def test_voc_object_problems_name_their_image(tmp_path, tiny):
+    root = write_voc(tmp_path / "voc", tiny, splits=("train",))
+    (root / "classes.txt").write_text("circle\nsquare\ntriangle\n")
+    xml0 = root / "Annotations" / f"{tiny[0].name}.xml"
+    text = xml0.read_text()
+    first = text.index("<name>") + len("<name>")
+    xml0.write_text(text[:first] + "zebra" + text[text.index("</name>", first):])
+    xml2 = root / "Annotations" / f"{tiny[2].name}.xml"
+    xml2.write_text(xml2.read_text().replace("<xmin>", "<xmin>abc", 1))
+    kinds = by_kind(check_dataset(root))
+    (unknown,) = kinds["unknown-class"]
+    assert unknown.path == f"{xml0}:10" and f"in image {tiny[0].name}.jpg" in unknown.detail
+    (bad,) = kinds["bad-annotation"]
+    assert bad.path == str(xml2) and f"of image {tiny[2].name}.jpg needs numeric" in bad.detail
+    with pytest.raises(DataError, match=rf"{tiny[0].name}.xml:10: class 'zebra' .* in image {tiny[0].name}.jpg"):
+        load_split(root, "train")
+
+
+def test_yolo_row_problems_name_their_image(tmp_path, tiny):
+    yaml_path = write_yolo(tmp_path / "yolo", tiny, splits=("train",))
+    labels = tmp_path / "yolo" / "labels" / "train"
+    (labels / f"{tiny[0].name}.txt").write_text("7 0.5 0.5 0.2 0.2\n")
+    (labels / f"{tiny[2].name}.txt").write_text("0 0.5 0.5\n")
+    kinds = by_kind(check_dataset(yaml_path))
+    (oor,) = kinds["class-out-of-range"]
+    assert oor.path == f"{labels / tiny[0].name}.txt:1" and f"(image {tiny[0].name}.jpg)" in oor.detail
+    (bad,) = kinds["bad-annotation"]
+    assert bad.path == f"{labels / tiny[2].name}.txt:1" and f"(image {tiny[2].name}.jpg)" in bad.detail
+    with pytest.raises(DataError, match=rf"{tiny[0].name}.txt:1: class id 7 .*\(image {tiny[0].name}.jpg\)"):
+        load_split(yaml_path, "train")
