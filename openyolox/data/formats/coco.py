@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openyolox.data.formats.problems import Problems
+from openyolox.data.formats.problems import Problems, read_annotation_file
 from openyolox.data.image_io import read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
@@ -114,14 +114,7 @@ def load_coco_json(json_path: PathLike, image_dirs: Optional[Sequence[PathLike]]
 def read_coco_json(path: PathLike) -> dict:
     """Parse a json file, turning every failure into a DataError naming the file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: annotation file is empty; re-export the COCO json")
+    raw = read_annotation_file(path, "annotation file not found", "annotation file is empty; re-export the COCO json")
     try:
         try:
             import orjson  # optional, ~3x faster on big files

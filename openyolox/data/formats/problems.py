@@ -13,6 +13,7 @@ missing image, an unknown class...) to a :class:`Problems`, then skips the unusa
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
 from openyolox.errors import DataError
@@ -50,6 +51,21 @@ class Problems:
         if self.found is None:
             raise exc
         self.found.append((str(where), kind, without_path(str(exc), where) + instead))
+
+
+def read_annotation_file(path: Path, missing: str, empty: str) -> bytes:
+    """The bytes of an annotation file (json, xml, yaml); DataError ``"path: <missing>"`` when it
+    does not exist, ``"path: <empty>"`` when it holds only whitespace, and one naming the OS
+    error when it cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: {empty}")
+    return raw
 
 
 def without_path(message: str, path: PathLike) -> str:

@@ -37,7 +37,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openyolox.data.formats.problems import Problems
+from openyolox.data.formats.problems import Problems, read_annotation_file
 from openyolox.data.image_io import IMAGE_SUFFIXES, read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
@@ -133,13 +133,9 @@ def parse_voc_xml(path: PathLike, problems: Optional[list] = None) -> VocAnnotat
     raising (see Problems above); a missing, empty or invalid file raises either way."""
     path = Path(path)
     problems = Problems.of(problems)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found; every id in the split list needs "
-                        f"Annotations/<id>.xml") from None
-    if not raw.strip():
-        raise DataError(f"{path}: annotation file is empty; re-export it or remove the image from the split")
+    raw = read_annotation_file(path, "annotation file not found; every id in the split list needs "
+                                     "Annotations/<id>.xml",
+                               "annotation file is empty; re-export it or remove the image from the split")
     try:
         top = ET.fromstring(raw)
     except ET.ParseError as exc:

@@ -30,7 +30,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import yaml
 
-from openyolox.data.formats.problems import Problems
+from openyolox.data.formats.problems import Problems, read_annotation_file
 from openyolox.data.image_io import IMAGE_SUFFIXES, read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
@@ -72,14 +72,10 @@ def load_yolo(yaml_path: PathLike, split: str, problems: Optional[list] = None) 
 
 
 def read_data_yaml(path: Path) -> dict:
+    raw = read_annotation_file(path, "dataset yaml not found", "dataset yaml is empty; it needs 'train', 'val' and "
+                               "'names'")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: dataset yaml not found") from None
-    if not text.strip():
-        raise DataError(f"{path}: dataset yaml is empty; it needs 'train', 'val' and 'names'")
-    try:
-        cfg = yaml.safe_load(text)
+        cfg = yaml.safe_load(raw.decode("utf-8"))
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: invalid yaml ({exc})") from None
     if not isinstance(cfg, dict):
