@@ -1,0 +1,186 @@
+"""Cleaning: a split without what the checks found unusable, for training (:func:`drop_bad_samples`,
+``--skip-bad``) or written out as a new COCO dataset (:func:`write_clean_copy`, ``check-data --fix-out``)."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import numpy as np
+
+from openyolox.data.checks.boxes import BOX_KINDS, apply_box_mask, box_codes, duplicate_boxes, gather
+from openyolox.data.checks.checks import missing_files
+from openyolox.data.checks.report import EDGE_TOLERANCE, IMAGE_KINDS, CheckReport, DatasetReport
+from openyolox.data.records import DatasetSplit, ImageRecord
+from openyolox.typing import PathLike
+
+
+def drop_bad_samples(split: DatasetSplit) -> Tuple[DatasetSplit, int, int]:
+    """A copy of ``split`` without missing images and without unusable boxes.
+
+    Returns (clean split, images dropped, boxes dropped)."""
+    missing = missing_files([r.path for r in split.records])
+    kept = [r for r, m in zip(split.records, missing) if not m]
+    gathered = gather(kept)
+    codes, _ = box_codes(gathered, split.num_classes, EDGE_TOLERANCE)
+    records = apply_box_mask(kept, gathered, codes == 0)
+    return replace(split, records=records), int(missing.sum()), int((codes > 0).sum())
+
+
+@dataclass
+class CleanStats:
+    images_kept: int = 0
+    boxes_kept: int = 0
+    images_dropped: Dict[str, int] = field(default_factory=dict)  # kind -> count
+    boxes_dropped: Dict[str, int] = field(default_factory=dict)   # kind -> count
+    boxes_clipped: int = 0
+
+
+def clean_split(split: DatasetSplit, report: CheckReport,
+                tolerance: float = EDGE_TOLERANCE) -> Tuple[DatasetSplit, CleanStats]:
+    """``split`` without the images ``report`` found unusable, without unusable and repeated
+    boxes, and with boxes that overhang the image by at most ``tolerance`` px clipped to it."""
+    stats = CleanStats()
+    drop: Dict[int, str] = {}
+    for issue in report.issues:
+        if issue.kind in IMAGE_KINDS and issue.record is not None and issue.record not in drop:
+            drop[issue.record] = issue.kind
+    for kind in drop.values():
+        stats.images_dropped[kind] = stats.images_dropped.get(kind, 0) + 1
+    kept = [r for i, r in enumerate(split.records) if i not in drop]
+
+    gathered = gather(kept)
+    codes, _ = box_codes(gathered, split.num_classes, tolerance)
+    keep = codes == 0
+    duplicate = duplicate_boxes(gathered, keep)
+    for code in codes[codes > 0]:
+        kind = BOX_KINDS[code]
+        stats.boxes_dropped[kind] = stats.boxes_dropped.get(kind, 0) + 1
+    if duplicate.any():
+        stats.boxes_dropped["duplicate-box"] = int(duplicate.sum())
+    keep &= ~duplicate
+    # clip what overhangs by at most the tolerance; drop what has no area left then
+    limits = np.stack([gathered.width, gathered.height, gathered.width, gathered.height], 1)
+    known = (gathered.width > 0) & (gathered.height > 0)
+    clipped = gathered.boxes.copy()
+    clipped[known] = np.clip(clipped[known], 0, limits[known]).astype(np.float32)
+    changed = keep & (clipped != gathered.boxes).any(1)
+    gone = keep & ((clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1]))
+    if gone.any():
+        stats.boxes_dropped["box-no-area"] = stats.boxes_dropped.get("box-no-area", 0) + int(gone.sum())
+    keep &= ~gone
+    stats.boxes_clipped = int((changed & keep).sum())
+    gathered.boxes = clipped
+    records = apply_box_mask(kept, gathered, keep)
+    stats.images_kept, stats.boxes_kept = len(records), int(keep.sum())
+    return replace(split, records=records), stats
+
+
+def write_clean_copy(report: DatasetReport, out_dir: PathLike,
+                     tolerance: float = EDGE_TOLERANCE) -> Dict[str, CleanStats]:
+    """Write the checked splits, cleaned (:func:`clean_split`), as a COCO layout:
+    ``out_dir/annotations/instances_<split>.json`` + ``out_dir/<split>/`` with copies of the
+    images. ``report`` should come from a full check (so unreadable images are known). The
+    input is only read. ``out_dir`` must be new or empty and outside the input; it appears
+    complete or not at all (written beside it, then renamed). -> {split name: CleanStats}."""
+    import json
+
+    from openyolox.atomic import write_text_atomic
+    from openyolox.data.formats.coco import coco_dict
+    from openyolox.errors import DataError
+
+    out = Path(out_dir).expanduser().absolute()
+    _refuse_unsafe_output(out, _input_paths(report))
+    if not report.loaded:
+        raise DataError(f"{report.data}: no split could be read; nothing to write to {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    results: Dict[str, CleanStats] = {}
+    try:
+        for key, split in report.loaded.items():
+            clean, stats = clean_split(split, report.splits[key], tolerance)
+            name = _safe_split_name(key)
+            folder = tmp / name
+            records = _copy_images(clean.records, folder)
+            coco = coco_dict(records, clean.class_names, clean.category_ids, image_root=folder)
+            write_text_atomic(tmp / "annotations" / f"instances_{name}.json", json.dumps(coco))
+            results[name] = stats
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return results
+
+
+def _copy_images(records: Sequence[ImageRecord], folder: Path) -> List[ImageRecord]:
+    """Copy the records' images into ``folder`` (keeping their paths relative to the images'
+    common folder) -> records pointing at the copies, with COCO-friendly image ids."""
+    if not records:
+        folder.mkdir(parents=True, exist_ok=True)
+        return []
+    sources = [os.path.abspath(str(r.path)) for r in records]
+    common = os.path.commonpath([os.path.dirname(s) for s in sources])
+    ids = [r.image_id for r in records]
+    keep_ids = (all(isinstance(i, (int, np.integer)) and i > 0 for i in ids) and len(set(ids)) == len(ids))
+    copied: Dict[str, Path] = {}
+    out = []
+    for k, (rec, src) in enumerate(zip(records, sources)):
+        if src not in copied:
+            dst = folder / os.path.relpath(src, common)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            copied[src] = dst
+        out.append(replace(rec, path=copied[src], image_id=int(rec.image_id) if keep_ids else k + 1))
+    return out
+
+
+def _safe_split_name(name: str) -> str:
+    import re
+
+    name = name.split("/")[-1]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "split"
+
+
+def _input_paths(report: DatasetReport) -> List[Path]:
+    """Folders the input lives in: the dataset path, the splits' roots and image folders."""
+    paths: List[Path] = []
+    data = Path(report.data).expanduser()
+    if data.exists():
+        data = data.absolute()
+        if data.is_file():
+            data = data.parent
+            if data.name == "annotations":
+                paths.append(data.parent)
+        paths.append(data)
+    for split in report.loaded.values():
+        if split.root is not None:
+            paths.append(Path(split.root).absolute())
+        if split.records:
+            paths.append(Path(os.path.commonpath([os.path.abspath(os.path.dirname(str(r.path)))
+                                                  for r in split.records])))
+    return paths
+
+
+def check_output_dir(data: PathLike, out_dir: PathLike) -> None:
+    """Fail fast (before a long check) when ``out_dir`` cannot take a cleaned copy of ``data``:
+    it is the input, inside it, or an existing non-empty folder. Raises DataError."""
+    _refuse_unsafe_output(Path(out_dir).expanduser().absolute(), _input_paths(DatasetReport(str(data), "")))
+
+
+def _refuse_unsafe_output(out: Path, inputs: Iterable[Path]) -> None:
+    from openyolox.errors import DataError
+
+    real_out = Path(os.path.realpath(out))
+    for p in inputs:
+        real = Path(os.path.realpath(p))
+        if real_out == real or real in real_out.parents:
+            raise DataError(f"--fix-out {out}: is inside the input dataset ({p}); write the cleaned copy "
+                            f"somewhere else (the input is never modified)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"--fix-out {out}: already exists and is not an empty folder; choose a new folder")
