@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from openyolox.config import get_preset
-from openyolox.data.dataset import (EvalDataset, SampleKey, TrainDataset, TrainSampler, build_eval_loader,
-                                    build_train_loader, multiscale_size_range, random_size, resize_batch)
-from openyolox.data.transforms import letterbox
+from openyolox.data.dataset import EvalDataset, SampleKey, TrainDataset
+from openyolox.data.loader import TrainSampler, build_eval_loader, build_train_loader
 from openyolox.data.records import DatasetSplit, ImageRecord
+from openyolox.data.transforms import letterbox
+from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
 SIZES = [(120, 160), (200, 90), (96, 96), (150, 300), (64, 100), (180, 140)]  # (h, w)

@@ -1,39 +1,25 @@
-"""Training and evaluation datasets, loaders, and batch-level multi-scale.
+"""Training and evaluation datasets: one sample per index (batches: :mod:`openyolox.data.loader`).
 
-Samples are uint8 from disk to the batch (``(B, 3, H, W)`` uint8 tensors); the model casts
-to float. Targets are ``(B, 120, 5)`` float32 rows (class, cx, cy, w, h) in input pixels,
-zero-padded.
-
-Reproducibility with worker processes: the training sampler yields :class:`SampleKey`
-(index, epoch, aug) and every sample draws from its own ``np.random.default_rng((seed,
-epoch, index))``. So a run is reproducible for a fixed seed whatever the number of workers,
-workers never repeat each other's augmentations, and because the epoch and the
-augmentation switch travel with each key, ``set_epoch`` / ``set_aug`` called on the
-main-process dataset reach persistent workers too (their dataset copies are stale).
+A training sample is indexed by a :class:`SampleKey` (index, epoch, aug) and draws from its
+own ``np.random.default_rng((seed, epoch, index))`` (:func:`sample_rng`), so it is the same
+whichever worker process makes it (see :mod:`openyolox.data.loader`).
 """
 from __future__ import annotations
 
-import math
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from openyolox.config import ModelConfig, get_preset
+from openyolox.config import ModelConfig
 from openyolox.data import augment as aug
 from openyolox.data.image_io import read_image
-from openyolox.data.transforms import letterbox, letterbox_with_boxes, to_chw
 from openyolox.data.records import DatasetSplit, ImageId
+from openyolox.data.transforms import letterbox, letterbox_with_boxes, to_chw
 from openyolox.errors import ConfigError
-
-# nano / tiny train at 320..640 whatever their 416 base (reference exps: random_size (10, 20))
-_MULTISCALE_PIXELS = {"yolox-nano": (320, 640), "yolox-tiny": (320, 640)}
 
 
 class SampleKey(NamedTuple):
@@ -52,25 +38,11 @@ class TrainSample(NamedTuple):
     orig_hw: Tuple[int, int]   # the indexed image's original (h, w)
 
 
-class TrainBatch(NamedTuple):
-    images: torch.Tensor       # (B, 3, H, W) uint8
-    targets: torch.Tensor      # (B, max_labels, 5) float32 (class, cx, cy, w, h) input pixels
-    image_ids: List[ImageId]
-    orig_hw: torch.Tensor      # (B, 2) int64
-
-
 class EvalSample(NamedTuple):
     image: np.ndarray          # (3, H, W) uint8, letterboxed
     ratio: float               # letterbox r: original pixels * r = input pixels
     image_id: ImageId
     orig_hw: Tuple[int, int]
-
-
-class EvalBatch(NamedTuple):
-    images: torch.Tensor       # (B, 3, H, W) uint8
-    ratios: torch.Tensor       # (B,) float64
-    image_ids: List[ImageId]
-    orig_hw: torch.Tensor      # (B, 2) int64
 
 
 def _as_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -301,220 +273,3 @@ class EvalDataset(Dataset):
         image = read_image(rec.path)
         canvas, ratio = letterbox(image, self.img_size)
         return EvalSample(to_chw(canvas), ratio, rec.image_id, (image.shape[0], image.shape[1]))
-# --------------------------------------------------------------------------- batching
-
-def collate_train(samples: Sequence[TrainSample]) -> TrainBatch:
-    """Stack training samples: images (B, 3, H, W) uint8, targets (B, max_labels, 5) float32."""
-    return TrainBatch(torch.from_numpy(np.stack([s.image for s in samples])),
-                      torch.from_numpy(np.stack([s.targets for s in samples])),
-                      [s.image_id for s in samples],
-                      torch.tensor([s.orig_hw for s in samples], dtype=torch.int64).reshape(-1, 2))
-
-
-def collate_eval(samples: Sequence[EvalSample]) -> EvalBatch:
-    """Stack evaluation samples: images (B, 3, H, W) uint8, ratios (B,) float64."""
-    return EvalBatch(torch.from_numpy(np.stack([s.image for s in samples])),
-                     torch.tensor([s.ratio for s in samples], dtype=torch.float64),
-                     [s.image_id for s in samples],
-                     torch.tensor([s.orig_hw for s in samples], dtype=torch.int64).reshape(-1, 2))
-
-
-class TrainSampler(Sampler):
-    """Yields :class:`SampleKey` for one epoch, shuffled by (seed, epoch), optionally one
-    shard of ``num_replicas`` (same padding rule as DistributedSampler: the order is padded
-    by wrapping so every rank gets the same count).
-
-    The epoch and the augmentation switch are read from the main-process dataset when an
-    epoch starts (``dataset.set_epoch`` / ``dataset.set_aug``). If the epoch was not set
-    again by the end of a full pass, it advances by one, so forgetting set_epoch does not
-    repeat the same order and augmentations every epoch.
-    """
-
-    def __init__(self, dataset: TrainDataset, shuffle: bool = True, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0) -> None:
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} not in [0, {num_replicas})")
-        self.dataset, self.shuffle, self.seed = dataset, shuffle, int(seed)
-        self.num_replicas, self.rank = num_replicas, rank
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.num_replicas)
-
-    def __iter__(self) -> Iterator[SampleKey]:
-        epoch, enable_aug = self.dataset.epoch, self.dataset.enable_aug
-        n = len(self.dataset)
-        if self.shuffle:
-            g = torch.Generator()
-            g.manual_seed(self.seed + epoch)
-            order = torch.randperm(n, generator=g).tolist()
-        else:
-            order = list(range(n))
-        total = len(self) * self.num_replicas
-        while len(order) < total:
-            order += order[:total - len(order)]
-        for index in order[self.rank:total:self.num_replicas]:
-            yield SampleKey(index, epoch, enable_aug)
-        if self.dataset.epoch == epoch:
-            self.dataset.epoch = epoch + 1
-
-
-class ShardSampler(Sampler):
-    """Indices rank, rank + R, rank + 2R, ...: every image exactly once over all ranks (no
-    padding, so distributed evaluation does not count any image twice)."""
-
-    def __init__(self, length: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.length, self.num_replicas, self.rank = length, num_replicas, rank
-
-    def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.num_replicas))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.length, self.num_replicas))
-
-
-def _replicas(distributed: bool) -> Tuple[int, int]:
-    if not distributed:
-        return 1, 0
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        raise RuntimeError("distributed=True needs torch.distributed.init_process_group() first")
-    return torch.distributed.get_world_size(), torch.distributed.get_rank()
-
-
-def _loader(dataset: Dataset, batch_size: int, sampler: Sampler, collate, workers: int,
-            pin_memory: Optional[bool], drop_last: bool) -> DataLoader:
-    if pin_memory is None:
-        pin_memory = torch.cuda.is_available()
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate, pin_memory=pin_memory, drop_last=drop_last,
-                      persistent_workers=workers > 0)
-    # no worker_init_fn calling cv2.setNumThreads: in a forked worker it deadlocks on the
-    # parent's idle OpenCV thread pool; OpenCV itself copes with being forked
-
-
-def build_train_loader(dataset: TrainDataset, batch_size: int, workers: int = 0, shuffle: bool = True,
-                       seed: Optional[int] = None, distributed: bool = False,
-                       pin_memory: Optional[bool] = None, drop_last: bool = False) -> DataLoader:
-    """DataLoader of :class:`TrainBatch` (batch_size per process).
-
-    Keys from :class:`TrainSampler`; persistent workers when workers > 0; with
-    ``distributed`` each rank gets its shard (torch.distributed must be initialised);
-    pin_memory defaults to "a CUDA device is present". seed (shuffle) defaults to the
-    dataset's seed. Per epoch call ``dataset.set_epoch(e)``, and ``dataset.set_aug(False)``
-    for the no-aug phase, before iterating.
-    """
-    replicas, rank = _replicas(distributed)
-    sampler = TrainSampler(dataset, shuffle, dataset.seed if seed is None else seed, replicas, rank)
-    return _loader(dataset, batch_size, sampler, collate_train, workers, pin_memory, drop_last)
-
-
-def build_eval_loader(dataset: EvalDataset, batch_size: int, workers: int = 0,
-                      distributed: bool = False, pin_memory: Optional[bool] = None) -> DataLoader:
-    """DataLoader of :class:`EvalBatch` in dataset order (each rank a disjoint shard)."""
-    replicas, rank = _replicas(distributed)
-    return _loader(dataset, batch_size, ShardSampler(len(dataset), replicas, rank), collate_eval,
-                   workers, pin_memory, drop_last=False)
-
-
-# --------------------------------------------------------------------------- multi-scale
-
-def multiscale_size_range(model: ModelConfig,
-                          base_hw: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
-    """(min, max) training height in pixels for multi-scale: base +- 32 * multiscale_range,
-    except nano / tiny, which train at 320..640 (YOLOX_SPEC.md section 7)."""
-    if model.name in _MULTISCALE_PIXELS:
-        return _MULTISCALE_PIXELS[model.name]
-    base = (base_hw or model.test_size)[0]
-    return max(32, base - 32 * model.multiscale_range), base + 32 * model.multiscale_range
-
-
-def random_size(rng: np.random.Generator, base_hw: Tuple[int, int], multiscale_range: int = 5,
-                size_range: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
-    """Pick a multi-scale input size (h, w), both multiples of 32.
-
-    The height is uniform among multiples of 32 in [base_h/32 - r, base_h/32 + r] (or
-    within ``size_range`` = (min_px, max_px) when given); the width keeps base_w / base_h.
-    In distributed training every rank must draw from an identically seeded rng.
-    """
-    h, w = base_hw
-    if size_range is not None:
-        lo, hi = math.ceil(size_range[0] / 32), size_range[1] // 32
-    else:
-        lo, hi = h // 32 - multiscale_range, h // 32 + multiscale_range
-    lo = max(lo, 1)
-    if hi < lo:
-        raise ConfigError(f"empty multi-scale range {size_range or (lo * 32, hi * 32)}")
-    k = int(rng.integers(lo, hi + 1))
-    return 32 * k, 32 * max(int(k * w / h), 1)
-
-
-def resize_batch(images: torch.Tensor, targets: torch.Tensor,
-                 new_hw: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Multi-scale: resize a batch bilinearly and scale its boxes.
-
-    images: (B, 3, H, W) uint8 or float; targets: (B, M, 5) (class, cx, cy, w, h) input
-    pixels, zero rows stay zero. Returns images of the same dtype (uint8 is rounded back;
-    pass float to avoid the re-quantisation) and new targets (the input is not modified).
-    """
-    h, w = images.shape[-2:]
-    new_h, new_w = int(new_hw[0]), int(new_hw[1])
-    if (h, w) == (new_h, new_w):
-        return images, targets
-    x = images if images.is_floating_point() else images.float()
-    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
-    if not images.is_floating_point():
-        x = x.round_().clamp_(0, 255).to(images.dtype)
-    targets = targets.clone()
-    targets[..., 1::2] *= new_w / w   # cx, w
-    targets[..., 2::2] *= new_h / h   # cy, h
-    return x, targets
-
-
-# --------------------------------------------------------------------------- throughput
-
-class BatchTimer:
-    """Wall and process-CPU time spent producing batches from an iterator."""
-
-    def __init__(self, batches: Iterator) -> None:
-        self.batches = batches
-        self.wall = self.cpu = 0.0
-        self.count = 0
-
-    def step(self, timed: bool = True) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
-        next(self.batches)
-        if timed:
-            self.wall += time.perf_counter() - wall
-            self.cpu += time.process_time() - cpu
-            self.count += 1
-
-    def result(self, size: Tuple[int, int], batch: int, **extra) -> Dict[str, object]:
-        return {"images_per_s": round(self.count * batch / self.wall, 1),
-                "ms_per_batch": round(1000 * self.wall / self.count, 1),
-                "cpu_ms_per_batch": round(1000 * self.cpu / self.count, 1),
-                "img_size": list(size), "batch": batch, "iters": self.count, **extra}
-
-
-def benchmark_dataloader(split: DatasetSplit, img_size: Union[int, Tuple[int, int]] = 640, batch: int = 8,
-                         workers: int = 0, iters: int = 20, model_config: Optional[ModelConfig] = None,
-                         cache: Optional[str] = None, warmup: int = 2, seed: int = 0) -> Dict[str, object]:
-    """Time ``iters`` training batches (after ``warmup`` untimed ones, which also absorb
-    worker start-up) with the augmentations of ``model_config`` (default yolox-s: mosaic +
-    mixup + affine + hsv + flip).
-
-    Returns {"images_per_s", "ms_per_batch", "cpu_ms_per_batch" (this process only: only
-    meaningful with workers=0, and steadier than wall time on a busy machine), "img_size",
-    "batch", "iters", "workers", "cache", "model"}.
-    """
-    model_config = model_config or get_preset("yolox-s")
-    size = _as_hw(img_size)
-    dataset = TrainDataset.from_config(split, model_config, size, cache=cache, seed=seed)
-    loader = build_train_loader(dataset, batch, workers=workers, shuffle=True, pin_memory=False)
-
-    def endless():
-        while True:
-            yield from loader
-
-    timer = BatchTimer(endless())
-    for step in range(warmup + iters):
-        timer.step(timed=step >= warmup)
-    return timer.result(size, batch, workers=workers, cache=cache, model=model_config.name)

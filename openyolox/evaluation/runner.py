@@ -13,7 +13,8 @@ from typing import Callable, Dict, Tuple
 import torch
 from tqdm import tqdm
 
-from openyolox.data.dataset import EvalDataset, build_eval_loader
+from openyolox.data.dataset import EvalDataset
+from openyolox.data.loader import build_eval_loader
 from openyolox.data.records import DatasetSplit, ImageId
 from openyolox.evaluation.results import Prediction
 from openyolox.inference.postprocess import postprocess, scale_boxes

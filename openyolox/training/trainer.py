@@ -24,8 +24,8 @@ from tqdm import tqdm
 from openyolox.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from openyolox.config import ModelConfig, check_image_size, get_preset
 from openyolox.data.checks import check_split, drop_bad_samples
-from openyolox.data.dataset import (TrainDataset, build_train_loader, multiscale_size_range, random_size,
-                                    resize_batch)
+from openyolox.data.dataset import TrainDataset
+from openyolox.data.loader import build_train_loader
 from openyolox.data.records import DatasetSplit
 from openyolox.data.sources import load_split
 from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
@@ -37,6 +37,7 @@ from openyolox.training.criterion import YOLOXCriterion
 from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
                                             init_distributed, shutdown_distributed)
 from openyolox.training.logs import RunLogger
+from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
 from openyolox.training.recipe import TrainConfig, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 

@@ -1,0 +1,1 @@
+"""Measuring code shared by ``openyolox benchmark`` and the scripts in ``benchmarks/``."""
