@@ -21,3 +21,9 @@ class CheckpointError(OpenYoloxError):
 
 class ConfigError(OpenYoloxError):
     """An option value is invalid (unknown model name, bad image size, ...)."""
+
+
+class ImageRepairedWarning(UserWarning):
+    """An image file is damaged in a way that loses no pixel (e.g. a JPEG whose last bytes, the
+    end marker, are cut off) and was used as if it were whole. ``openyolox check-data`` lists
+    such files as warnings and ``--fix-out`` writes them complete."""
