@@ -19,9 +19,21 @@ from openyolox.typing import PathLike
 
 
 def check_split(split: DatasetSplit, tolerance: float = EDGE_TOLERANCE) -> CheckReport:
-    """Quick checks of a split: image files exist, image ids are unique, boxes are finite,
-    inside the image (up to ``tolerance`` px), have area, their class is in the class list
-    and they are not repeated; plus box statistics. No image is read here."""
+    """Quick checks of a split, for every training run: what would stop or spoil it later.
+
+    Image files exist, are not empty and end as they should (:func:`probe_image`: the last
+    bytes of each file; only a JPEG/PNG that does not end properly is looked at further),
+    image ids are unique, boxes are finite, inside the image (up to ``tolerance`` px), have
+    area, their class is in the class list and they are not repeated; plus box statistics."""
+    report, present = _check_records(split, tolerance)
+    for issue in check_images(split, present, decode=False):
+        report.add(issue)
+    return report
+
+
+def _check_records(split: DatasetSplit, tolerance: float) -> Tuple[CheckReport, List[int]]:
+    """What the records alone show (no image is opened), -> (report, indices of the records
+    whose image file exists)."""
     records = split.records
     report = CheckReport(images=len(records), name=split.name, class_names=list(split.class_names))
     if not records:
@@ -45,7 +57,7 @@ def check_split(split: DatasetSplit, tolerance: float = EDGE_TOLERANCE) -> Check
                               f"{fmt_box(gathered.boxes[j])} repeats an earlier box of this image",
                               rec.image_id, rec_index))
     add_statistics(report, gathered, split.num_classes)
-    return report
+    return report, np.flatnonzero(~missing).tolist()
 
 
 def bad_box_mask(rec: ImageRecord, num_classes: int,
@@ -65,9 +77,8 @@ def check_split_full(split: DatasetSplit, layout: Optional[str] = None, workers:
     """:func:`check_split` plus what needs the image data or the files around the
     annotations: every image is decoded (unreadable or truncated images, size mismatches),
     and for ``layout`` "yolo" / "voc" the label and image folders are compared."""
-    report = check_split(split, tolerance)
+    report, present = _check_records(split, tolerance)
     report.full = True
-    present = np.flatnonzero(~missing_files([r.path for r in split.records])).tolist()
     for issue in check_images(split, present, workers, progress):
         report.add(issue)
     for issue in layout_issues(layout, split):
@@ -76,37 +87,54 @@ def check_split_full(split: DatasetSplit, layout: Optional[str] = None, workers:
 
 
 def check_images(split: DatasetSplit, indices: Optional[Sequence[int]] = None, workers: Optional[int] = None,
-                 progress: bool = False) -> List[Issue]:
-    """Decode images of ``split`` (all, or ``indices``) in a thread pool; -> unreadable-image
-    and size-mismatch issues. The decoded, displayed size (EXIF orientation applied) is the
-    truth the annotation's size is compared with."""
-    from openyolox.data.image_io import read_image
+                 progress: bool = False, decode: bool = True) -> List[Issue]:
+    """Look at the image files of ``split`` (all, or ``indices``) in a thread pool; ->
+    unreadable-image, image-truncated-trailer and size-mismatch issues.
+
+    decode: decode every image (:func:`decode_image`); the decoded, displayed size (EXIF
+    orientation applied) is the truth the annotation's size is compared with. Without:
+    only :func:`probe_image` (the files' last bytes; no size check)."""
+    from openyolox.data.image_io import decode_image, probe_image
 
     records = split.records
     indices = list(range(len(records))) if indices is None else list(indices)
 
-    def check_one(i: int) -> Optional[Issue]:
+    def check_one(i: int) -> List[Issue]:
         rec = records[i]
         try:
-            height, width = read_image(rec.path).shape[:2]
+            if decode:
+                image, note = decode_image(rec.path)
+            else:
+                image, note = None, probe_image(rec.path)
         except Exception as exc:  # DataError, or anything a decoder can throw at a broken file
-            return make_issue(rec.path, "unreadable-image", without_path(str(exc) or type(exc).__name__, rec.path),
-                              rec.image_id, i)
-        if rec.width > 0 and rec.height > 0 and (width, height) != (rec.width, rec.height):
-            return make_issue(rec.path, "size-mismatch", _size_mismatch_detail(rec, width, height), rec.image_id, i)
-        return None
+            return [make_issue(rec.path, "unreadable-image", without_path(str(exc) or type(exc).__name__, rec.path),
+                               rec.image_id, i)]
+        found = []
+        if note is not None:
+            found.append(make_issue(rec.path, "image-truncated-trailer", note, rec.image_id, i))
+        if image is not None and rec.width > 0 and rec.height > 0:
+            height, width = image.shape[:2]
+            if (width, height) != (rec.width, rec.height):
+                found.append(make_issue(rec.path, "size-mismatch", _size_mismatch_detail(rec, width, height),
+                                        rec.image_id, i))
+        return found
 
+    def check_some(chunk: Sequence[int]) -> List[Issue]:
+        return [issue for i in chunk for issue in check_one(i)]
+
+    # a decode is slow enough for one task per image; a probe is not (~10 us)
+    size = 1 if decode else 512
+    chunks = [indices[k:k + size] for k in range(0, len(indices), size)]
     workers = workers or min(8, os.cpu_count() or 1)
-    issues: List[Issue] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # OpenCV decodes outside the GIL
-        results = pool.map(check_one, indices)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # decoding and reading release the GIL
+        results = pool.map(check_some, chunks)
         if progress:
             from tqdm import tqdm
 
-            results = tqdm(results, total=len(indices), desc=f"decoding {split.name or 'images'}", unit="img",
-                           file=sys.stderr, leave=False, disable=None)
-        issues = [r for r in results if r is not None]
-    return issues
+            results = tqdm(results, total=len(chunks), desc=f"{'decoding' if decode else 'probing'} "
+                           f"{split.name or 'images'}", unit="img" if decode else "chunk", file=sys.stderr,
+                           leave=False, disable=None)
+        return [issue for found in results for issue in found]
 
 
 def layout_issues(layout: Optional[str], split: DatasetSplit) -> List[Issue]:

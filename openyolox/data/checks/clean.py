@@ -6,27 +6,32 @@ import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from openyolox.data.checks.boxes import BOX_KINDS, apply_box_mask, box_codes, duplicate_boxes, gather
-from openyolox.data.checks.checks import missing_files
+from openyolox.data.checks.checks import check_split
 from openyolox.data.checks.report import EDGE_TOLERANCE, IMAGE_KINDS, CheckReport, DatasetReport
+
+UNREADABLE_KINDS = ("missing-image", "unreadable-image")  # what training cannot use at all
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.typing import PathLike
 
 
-def drop_bad_samples(split: DatasetSplit) -> Tuple[DatasetSplit, int, int]:
-    """A copy of ``split`` without missing images and without unusable boxes.
+def drop_bad_samples(split: DatasetSplit, report: Optional[CheckReport] = None) -> Tuple[DatasetSplit, int, int]:
+    """A copy of ``split`` without the images training could not read (missing, empty, or
+    truncated with rows missing: what :func:`check_split` finds) and without unusable boxes.
 
+    report: ``check_split(split)``, when at hand (saves looking at every file again).
     Returns (clean split, images dropped, boxes dropped)."""
-    missing = missing_files([r.path for r in split.records])
-    kept = [r for r, m in zip(split.records, missing) if not m]
+    report = check_split(split) if report is None else report
+    unusable = {i.record for i in report.issues if i.kind in UNREADABLE_KINDS and i.record is not None}
+    kept = [r for i, r in enumerate(split.records) if i not in unusable]
     gathered = gather(kept)
     codes, _ = box_codes(gathered, split.num_classes, EDGE_TOLERANCE)
     records = apply_box_mask(kept, gathered, codes == 0)
-    return replace(split, records=records), int(missing.sum()), int((codes > 0).sum())
+    return replace(split, records=records), len(unusable), int((codes > 0).sum())
 
 
 @dataclass
@@ -36,6 +41,7 @@ class CleanStats:
     images_dropped: Dict[str, int] = field(default_factory=dict)  # kind -> count
     boxes_dropped: Dict[str, int] = field(default_factory=dict)   # kind -> count
     boxes_clipped: int = 0
+    images_repaired: int = 0  # JPEGs written complete (they had lost their end marker)
 
 
 def clean_split(split: DatasetSplit, report: CheckReport,
@@ -82,7 +88,8 @@ def write_clean_copy(report: DatasetReport, out_dir: PathLike,
                      tolerance: float = EDGE_TOLERANCE) -> Dict[str, CleanStats]:
     """Write the checked splits, cleaned (:func:`clean_split`), as a COCO layout:
     ``out_dir/annotations/instances_<split>.json`` + ``out_dir/<split>/`` with copies of the
-    images. ``report`` should come from a full check (so unreadable images are known). The
+    images (JPEGs the report says lost their end marker are written complete). ``report``
+    should come from a full check (so unreadable images are known). The
     input is only read. ``out_dir`` must be new or empty and outside the input; it appears
     complete or not at all (written beside it, then renamed). -> {split name: CleanStats}."""
     import json
@@ -105,7 +112,8 @@ def write_clean_copy(report: DatasetReport, out_dir: PathLike,
             clean, stats = clean_split(split, report.splits[key], tolerance)
             name = _safe_split_name(key)
             folder = tmp / name
-            records = _copy_images(clean.records, folder)
+            repair = {i.path for i in report.splits[key].issues if i.kind == "image-truncated-trailer"}
+            records, stats.images_repaired = _copy_images(clean.records, folder, repair)
             coco = coco_dict(records, clean.class_names, clean.category_ids, image_root=folder)
             write_text_atomic(tmp / "annotations" / f"instances_{name}.json", json.dumps(coco))
             results[name] = stats
@@ -118,26 +126,33 @@ def write_clean_copy(report: DatasetReport, out_dir: PathLike,
     return results
 
 
-def _copy_images(records: Sequence[ImageRecord], folder: Path) -> List[ImageRecord]:
+def _copy_images(records: Sequence[ImageRecord], folder: Path, repair: Set[str]) -> Tuple[List[ImageRecord], int]:
     """Copy the records' images into ``folder`` (keeping their paths relative to the images'
-    common folder) -> records pointing at the copies, with COCO-friendly image ids."""
+    common folder), the JPEGs in ``repair`` (paths) made complete -> (records pointing at
+    the copies, with COCO-friendly image ids; number of images repaired)."""
+    from openyolox.data.image_io import complete_jpeg
+
     if not records:
         folder.mkdir(parents=True, exist_ok=True)
-        return []
+        return [], 0
     sources = [os.path.abspath(str(r.path)) for r in records]
     common = os.path.commonpath([os.path.dirname(s) for s in sources])
     ids = [r.image_id for r in records]
     keep_ids = (all(isinstance(i, (int, np.integer)) and i > 0 for i in ids) and len(set(ids)) == len(ids))
     copied: Dict[str, Path] = {}
-    out = []
+    out, repaired = [], 0
     for k, (rec, src) in enumerate(zip(records, sources)):
         if src not in copied:
             dst = folder / os.path.relpath(src, common)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            if str(rec.path) in repair:
+                dst.write_bytes(complete_jpeg(Path(src).read_bytes()))
+                repaired += 1
+            else:
+                shutil.copyfile(src, dst)
             copied[src] = dst
         out.append(replace(rec, path=copied[src], image_id=int(rec.image_id) if keep_ids else k + 1))
-    return out
+    return out, repaired
 
 
 def _safe_split_name(name: str) -> str:

@@ -25,7 +25,7 @@ KINDS: Dict[str, str] = {
     "class-out-of-range": "error", "unknown-class": "error", "unknown-category": "error",
     "unknown-image-id": "error", "duplicate-image-id": "error", "label-without-image": "error",
     "duplicate-box": "warning", "duplicate-image-file": "warning", "no-label-file": "warning",
-    "image-without-annotation": "warning", "empty-split": "warning",
+    "image-without-annotation": "warning", "empty-split": "warning", "image-truncated-trailer": "warning",
 }
 # problems that make a whole image unusable (a cleaned copy leaves the image out)
 IMAGE_KINDS = ("missing-image", "unreadable-image", "size-mismatch", "duplicate-image-id")
