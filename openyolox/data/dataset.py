@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ from openyolox.data import augment as aug
 from openyolox.data.image_io import read_image
 from openyolox.data.records import DatasetSplit, ImageId
 from openyolox.data.transforms import letterbox, letterbox_with_boxes, to_chw
-from openyolox.errors import ConfigError
+from openyolox.errors import ConfigError, DataError
 
 
 class SampleKey(NamedTuple):
@@ -35,7 +35,8 @@ class TrainSample(NamedTuple):
     image: np.ndarray          # (3, H, W) uint8
     targets: np.ndarray        # (max_labels, 5) float32 (class, cx, cy, w, h), zero-padded
     image_id: ImageId
-    orig_hw: Tuple[int, int]   # the indexed image's original (h, w)
+    orig_hw: Tuple[int, int]   # the (first) image's original (h, w)
+    dropped: Tuple[str, ...] = ()  # paths found unreadable while making it (replaced by others)
 
 
 class EvalSample(NamedTuple):
@@ -71,6 +72,12 @@ class TrainDataset(Dataset):
     cache="ram" decodes every image once, shrunk so its long side is at most max(img_size),
     into one contiguous buffer (shared copy-on-write with forked workers); boxes are scaled
     to match. Without a cache, images that a mosaic would not show are never decoded.
+
+    An image that cannot be read (deleted or damaged after the check before training) never
+    stops a run: it is replaced, with its labels, by the next readable one (index + 1, + 2,
+    ..., wrapping around; in a mosaic tile or as the MixUp image alike), so samples stay a
+    function of (seed, epoch, index) and of which files are unreadable. Each process tries a
+    file once; the sample that finds it unreadable lists it in ``TrainSample.dropped``.
     """
 
     def __init__(self, split: DatasetSplit, img_size: Union[int, Tuple[int, int]] = (640, 640),
@@ -108,8 +115,10 @@ class TrainDataset(Dataset):
             self._hw[i] = rec.height, rec.width
         self._labelled = np.flatnonzero([len(b) > 0 for b in self._boxes])
 
+        self._unreadable: Dict[int, str] = {}  # index -> why it cannot be read (this process)
         self._cache: Optional[np.ndarray] = None
         self._offsets: Optional[np.ndarray] = None
+        self._cache_failed: Dict[int, str] = {}
         if cache == "ram":
             self._fill_ram_cache()
 
@@ -148,7 +157,11 @@ class TrainDataset(Dataset):
 
         def fill(i: int) -> None:
             h, w = (int(v) for v in shapes[i])
-            image = read_image(self.split.records[i].path)
+            try:
+                image = read_image(self.split.records[i].path)
+            except DataError as exc:  # left to load_image, which raises it where it is handled
+                self._cache_failed[i] = str(exc)
+                return
             if image.shape[:2] != (h, w):
                 image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
             self._cache[self._offsets[i]:self._offsets[i + 1]] = image.reshape(-1)
@@ -169,14 +182,33 @@ class TrainDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """Image ``index`` as BGR uint8 (h, w, 3) with (h, w) = :meth:`image_hw`, matching
-        :meth:`labels`. A decoded size that disagrees with the record is resized to it."""
+        :meth:`labels`. A decoded size that disagrees with the record is resized to it.
+        Raises DataError when the file cannot be read (samples use :meth:`readable_image`)."""
         h, w = self.image_hw(index)
+        if index in self._cache_failed:
+            raise DataError(self._cache_failed[index])
         if self._cache is not None:
             return self._cache[self._offsets[index]:self._offsets[index + 1]].reshape(h, w, 3)
         image = read_image(self.split.records[index].path)
         if image.shape[:2] != (h, w):
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         return image
+
+    def readable_image(self, index: int, dropped: List[str]) -> Tuple[int, np.ndarray]:
+        """(index, :meth:`load_image`) of image ``index`` or, when it cannot be read, of the next
+        readable one (index + 1, + 2, ..., wrapping around). The paths of images found
+        unreadable are appended to ``dropped`` (once per process: they are not tried again)."""
+        for k in range(len(self)):
+            i = (index + k) % len(self)
+            if i in self._unreadable:
+                continue
+            try:
+                return i, self.load_image(i)
+            except DataError as exc:
+                self._unreadable[i] = str(exc)
+                dropped.append(str(self.split.records[i].path))
+        raise DataError(f"none of the {len(self)} images of split '{self.split.name}' can be read any more, e.g. "
+                        f"{next(iter(self._unreadable.values()))}")
 
     def labels(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """(boxes (N, 4) xyxy in :meth:`image_hw` pixels, classes (N,)), crowd excluded."""
@@ -193,42 +225,60 @@ class TrainDataset(Dataset):
         else:
             index, epoch, enable_aug = int(key), self.epoch, self.enable_aug
         rng = sample_rng(self.seed, epoch, index)
+        dropped: List[str] = []
         if enable_aug and rng.random() < self.mosaic_prob:
-            image, boxes, classes = self._mosaic(index, rng)
+            shown, image, boxes, classes = self._mosaic(index, rng, dropped)
             content_hw = self.img_size
         else:
-            image, boxes, classes, content_hw = self._letterboxed(index)
+            shown, image, boxes, classes, content_hw = self._letterboxed(index, dropped)
         image, boxes = self._photometric_and_flip(image, boxes, content_hw, rng)
         targets = aug.finish_labels(boxes, classes, self.max_labels)
-        rec = self.split.records[index]
-        return TrainSample(to_chw(image), targets, rec.image_id, (rec.height, rec.width))
+        rec = self.split.records[shown]
+        return TrainSample(to_chw(image), targets, rec.image_id, (rec.height, rec.width), tuple(dropped))
 
-    def _letterboxed(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
-        """Letterbox of image ``index``: (canvas, boxes (N, 4) xyxy, classes, content (h, w))."""
-        image = self.load_image(index)
+    def _letterboxed(self, index: int, dropped: List[str]
+                     ) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
+        """Letterbox of image ``index`` (or its replacement): (index shown, canvas, boxes (N, 4)
+        xyxy, classes, content (h, w))."""
+        index, image = self.readable_image(index, dropped)
         boxes, classes = self.labels(index)
         canvas, boxes, r = letterbox_with_boxes(image, boxes, self.img_size)
         content_hw = (int(image.shape[0] * r), int(image.shape[1] * r))  # as letterbox() sizes it
-        return canvas, boxes, classes, content_hw
+        return index, canvas, boxes, classes, content_hw
 
-    def _mosaic(self, index: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mosaic + affine (+ mixup) of ``index`` and three random images; images of tiles
-        that the output does not show are never loaded."""
+    def _mosaic(self, index: int, rng: np.random.Generator, dropped: List[str]
+                ) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Mosaic + affine (+ mixup) of ``index`` and three random images: (index of the first
+        tile, image, boxes, classes). Images of tiles that the output does not show are never
+        loaded. A tile whose image cannot be read gets its replacement, and the mosaic is
+        planned again from the same random state (the replacement's size differs)."""
         indices = [index, *(int(i) for i in rng.integers(0, len(self), 3))]
-        plan = aug.plan_mosaic(rng, [self.image_hw(i) for i in indices], self.img_size,
-                               self.mosaic_scale, self.degrees, self.translate, self.shear)
-        images = [self.load_image(i) if aug.tile_visible(plan, k) else None
-                  for k, i in enumerate(indices)]
+        state = rng.bit_generator.state
+        loaded: Dict[int, np.ndarray] = {}
+        while True:
+            plan = aug.plan_mosaic(rng, [self.image_hw(i) for i in indices], self.img_size,
+                                   self.mosaic_scale, self.degrees, self.translate, self.shear)
+            for k, i in enumerate(indices):
+                if i not in loaded and aug.tile_visible(plan, k):
+                    j, loaded[j] = self.readable_image(i, dropped)
+                    if j != i:
+                        indices[k] = j
+                        break
+            else:
+                break
+            rng.bit_generator.state = state
+        images = [loaded[i] if aug.tile_visible(plan, k) else None for k, i in enumerate(indices)]
         labels = [self.labels(i) for i in indices]
         boxes, classes = aug.mosaic_boxes(plan, [b for b, _ in labels], [c for _, c in labels])
         image = aug.render_mosaic(plan, images)
         if (self.mixup and len(boxes) and len(self._labelled)
                 and rng.random() < self.mixup_prob):
-            other = int(self._labelled[rng.integers(0, len(self._labelled))])
+            other, other_image = self.readable_image(int(self._labelled[rng.integers(0, len(self._labelled))]),
+                                                     dropped)
             other_boxes, other_classes = self.labels(other)
-            image, boxes, classes = aug.mixup(image, boxes, classes, self.load_image(other),
+            image, boxes, classes = aug.mixup(image, boxes, classes, other_image,
                                               other_boxes, other_classes, rng, self.mixup_scale)
-        return image, boxes, classes
+        return indices[0], image, boxes, classes
 
     def _photometric_and_flip(self, image: np.ndarray, boxes: np.ndarray, content_hw: Tuple[int, int],
                               rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ class TrainBatch(NamedTuple):
     targets: torch.Tensor      # (B, max_labels, 5) float32 (class, cx, cy, w, h) input pixels
     image_ids: List[ImageId]
     orig_hw: torch.Tensor      # (B, 2) int64
+    dropped: Tuple[str, ...] = ()  # images found unreadable while making the batch (replaced by others)
 
 
 class EvalBatch(NamedTuple):
@@ -39,11 +40,13 @@ class EvalBatch(NamedTuple):
 
 
 def collate_train(samples: Sequence[TrainSample]) -> TrainBatch:
-    """Stack training samples: images (B, 3, H, W) uint8, targets (B, max_labels, 5) float32."""
+    """Stack training samples: images (B, 3, H, W) uint8, targets (B, max_labels, 5) float32;
+    the samples' dropped paths, sorted, once each."""
     return TrainBatch(torch.from_numpy(np.stack([s.image for s in samples])),
                       torch.from_numpy(np.stack([s.targets for s in samples])),
                       [s.image_id for s in samples],
-                      torch.tensor([s.orig_hw for s in samples], dtype=torch.int64).reshape(-1, 2))
+                      torch.tensor([s.orig_hw for s in samples], dtype=torch.int64).reshape(-1, 2),
+                      tuple(sorted({path for s in samples for path in s.dropped})))
 
 
 def collate_eval(samples: Sequence[EvalSample]) -> EvalBatch:
