@@ -38,12 +38,13 @@ import urllib.request
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Union
+from typing import Callable, Dict, Iterator, Optional
 from urllib.parse import urlparse
 
 from openyolox.atomic import write_text_atomic
 from openyolox.config import PRESETS, canonical_name
 from openyolox.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from openyolox.typing import PathLike
 
 try:
     import fcntl
@@ -75,8 +76,6 @@ _CHUNK = 1 << 20      # hashing cached files
 _NET_CHUNK = 1 << 16  # network reads: a progress bar that moves, an exact count when a transfer breaks
 _MISSING = "missing"
 _URL_SCHEMES = ("http", "https", "file", "ftp")
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 # ----------------------------------------------------------------------------- names and places

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "openyolox"
 # its own package (openyolox.<name>); units on the same layer (data and models, export and
 # tracking) do not import each other
 LAYERS = {
-    "openyolox.version": 0, "openyolox.errors": 0, "openyolox.atomic": 0,
+    "openyolox.version": 0, "openyolox.typing": 0, "openyolox.errors": 0, "openyolox.atomic": 0,
     "openyolox.config": 1, "openyolox.run_dir": 1, "openyolox.checkpoint": 1,
     "openyolox.ops": 2,
     "openyolox.data": 3, "openyolox.models": 3,

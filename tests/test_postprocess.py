@@ -7,7 +7,6 @@ every number is either copied from the input or computed with the same float32 o
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -70,7 +70,7 @@ def _add_dataloader(sub) -> None:
 
 def _run_dataloader(args: argparse.Namespace) -> int:
     from openyolox.config import check_image_size, get_preset
-    from openyolox.data.dataset import benchmark_dataloader
+    from openyolox.bench.dataloader import benchmark_dataloader
     from openyolox.data.sources import load_split
 
     check_image_size(args.imgsz)

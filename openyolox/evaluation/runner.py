@@ -13,7 +13,8 @@ from typing import Dict
 
 from tqdm import tqdm
 
-from openyolox.data.dataset import EvalDataset, build_eval_loader
+from openyolox.data.dataset import EvalDataset
+from openyolox.data.loader import build_eval_loader
 from openyolox.data.records import DatasetSplit, ImageId
 from openyolox.inference.predictor import Detector
 from openyolox.inference.results import Detections

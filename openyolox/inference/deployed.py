@@ -20,11 +20,11 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from openyolox.errors import ConfigError
+from openyolox.typing import PathLike
 
-PathLike = Union[str, Path]
 
 METADATA_FILE = "metadata.json"       # beside OpenVINO / ncnn graphs; inside TorchScript archives
 INPUT_NAME = "images"                 # the graph input: (B, 3, H, W) float 0..255 BGR

@@ -18,8 +18,8 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 import torch
 
-from openyolox.data.letterbox import letterbox
 from openyolox.data.records import ImageId
+from openyolox.data.transforms import letterbox
 from openyolox.inference.postprocess import postprocess, scale_boxes
 from openyolox.inference.resolve import ModelSource, resolve_model
 from openyolox.inference.results import Detections

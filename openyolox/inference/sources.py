@@ -12,10 +12,9 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from openyolox.data.image_io import read_image
+from openyolox.data.image_io import IMAGE_SUFFIXES, read_image
 from openyolox.errors import DataError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 Named = Tuple[str, Union[np.ndarray, Exception]]

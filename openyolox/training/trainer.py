@@ -25,8 +25,8 @@ from tqdm import tqdm
 from openyolox.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from openyolox.config import ModelConfig, get_preset
 from openyolox.data.checks import check_split, drop_bad_samples
-from openyolox.data.dataset import (TrainDataset, build_train_loader, multiscale_size_range, random_size,
-                                    resize_batch)
+from openyolox.data.dataset import TrainDataset
+from openyolox.data.loader import build_train_loader
 from openyolox.data.records import DatasetSplit
 from openyolox.data.sources import load_split
 from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
@@ -39,6 +39,7 @@ from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object
                                             init_distributed, shutdown_distributed)
 from openyolox.training.logs import RunLogger
 from openyolox.training.loss import detection_loss
+from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
 from openyolox.training.recipe import TrainConfig, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 
@@ -73,11 +74,15 @@ def prepare_split(data: str, split: str, skip_bad: bool, log) -> DatasetSplit:
     ``skip_bad``, which drops bad boxes/images and says how many."""
     ds = load_split(data, split)
     report = check_split(ds)
+    repaired = [i for i in report.warnings if i.kind == "image-truncated-trailer"]
+    if repaired:  # used as they are: every pixel decodes (`openyolox check-data --fix-out` rewrites them)
+        log(f"warning: {len(repaired)} image(s) in the {split} split lack their JPEG end marker but decode whole; "
+            f"training uses them (e.g. {repaired[0].path})")
     if report.errors:
         if not skip_bad:
             raise DataError(f"{len(report.errors)} problem(s) in the {split} split of {data}:\n"
                             f"{report.summary()}\nfix them, or pass --skip-bad to train on the valid part")
-        ds, n_img, n_box = drop_bad_samples(ds)
+        ds, n_img, n_box = drop_bad_samples(ds, report)
         log(f"warning: --skip-bad: dropped {n_img} image(s) and {n_box} box(es) from the {split} split "
             f"({len(report.errors)} problem(s))")
     if len(ds) == 0:
@@ -132,6 +137,7 @@ class Trainer:
         self.last_predictions: Optional[Dict[Any, Any]] = None
         self.last_eval_images = 0
         self._size_block, self._size = -1, self.imgsz   # multi-scale: the current block and size
+        self.dropped_images: set = set()       # files that failed to read mid-run (replaced, logged once)
 
     # ------------------------------------------------------------------ setup
 
@@ -300,6 +306,7 @@ class Trainer:
             if i < skip:
                 continue
             losses = self.train_step(batch)
+            self._log_dropped(batch.dropped)
             n = batch.images.shape[0]
             seen += n * self.dist.world_size
             for k, v in losses.items():
@@ -333,6 +340,15 @@ class Trainer:
         if improved:
             self.save("best.pth", payload)
         self.save("last.pth", payload)
+
+    def _log_dropped(self, paths) -> None:
+        """An image that fails to read mid-run never stops the run: the dataset replaces it by
+        the next readable one and reports it (each worker once); say so, once per file."""
+        new = [p for p in paths if p not in self.dropped_images]
+        if new:
+            self.dropped_images.update(new)
+            self.log(f"warning: dropped {len(new)} unreadable image(s), replaced by the next readable ones "
+                     f"({len(self.dropped_images)} so far): {', '.join(map(str, new))}")
 
     def _should_evaluate(self, epoch_done: int) -> bool:
         return (epoch_done % self.cfg.eval_interval == 0 or self.in_no_aug_phase(epoch_done - 1)

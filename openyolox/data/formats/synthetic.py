@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -41,8 +41,7 @@ import numpy as np
 from openyolox.data.formats.coco import coco_dict
 from openyolox.data.records import ImageRecord
 from openyolox.errors import DataError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 VERSION = "builtin-v1"
 CLASS_NAMES: Tuple[str, ...] = ("circle", "rectangle", "triangle", "star", "cross", "ring")
