@@ -249,7 +249,7 @@ def load_benchmark_split(data: str, tmp: Path) -> DatasetSplit:
     """The builtin train split when asked for (and loadable), else generated JPEGs."""
     if data == "builtin":
         try:
-            from openyolox.data.sources import load_split
+            from openyolox.data.layouts import load_split
             return load_split("builtin", "train")
         except Exception as err:  # the builtin set is optional here
             print(f"builtin dataset unavailable ({err}); using generated images", file=sys.stderr)

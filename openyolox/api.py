@@ -37,7 +37,7 @@ def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf:
     """COCO metrics (plus VOC with metric="voc") of a Detector, a YOLOX module, a model name
     (with ``weights``) or an exported file, on a split of ``data``. Writes metrics.json,
     predictions.json and plots to ``out`` when given. Returns the metrics dict."""
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.evaluation.validate import validate, write_outputs
 
     if isinstance(model, Detector):  # its back-end, at the evaluation thresholds

@@ -19,7 +19,7 @@ from openyolox.data.checks import (bad_box_mask, check_dataset, check_split, dro
                                    write_clean_copy)
 from openyolox.data.image_io import decode_image  # noqa: E402
 from openyolox.data.records import DatasetSplit, ImageRecord  # noqa: E402
-from openyolox.data.sources import load_split  # noqa: E402
+from openyolox.data.layouts import load_split  # noqa: E402
 from openyolox.errors import DataError  # noqa: E402
 from openyolox.training.trainer import prepare_split  # noqa: E402
 

@@ -11,7 +11,7 @@ import pytest
 
 from openyolox.data.formats import synthetic
 from openyolox.data.formats.voc import VOC_CLASSES
-from openyolox.data.sources import detect_layout, load_split
+from openyolox.data.layouts import detect_layout, load_split
 from openyolox.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

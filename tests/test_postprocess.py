@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from openyolox.inference.postprocess import postprocess, scale_boxes
+from openyolox.data.transforms import scale_boxes
+from openyolox.inference.postprocess import postprocess
 from openyolox.ops.boxes import cxcywh_to_xyxy
 from openyolox.ops.nms import batched_nms, nms
 

@@ -71,7 +71,7 @@ def _add_dataloader(sub) -> None:
 def _run_dataloader(args: argparse.Namespace) -> int:
     from openyolox.config import check_image_size, get_preset
     from openyolox.bench.dataloader import benchmark_dataloader
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
 
     check_image_size(args.imgsz)
     split = load_split(args.data, args.split)

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.evaluation.coco import format_coco_summary, format_per_class_table
     from openyolox.evaluation.results import load_coco_results
     from openyolox.evaluation.validate import score_results_file, validate, write_outputs

@@ -3,7 +3,7 @@
 The model sees every image letterboxed: resized by r = min(H / h, W / w) (aspect ratio kept)
 and pasted at the top-left of an (H, W) canvas filled with PAD_VALUE. A box maps into the
 input by multiplying by r (:func:`letterbox_with_boxes`) and back to the image by dividing by
-r (``openyolox.inference.postprocess.scale_boxes``, which also clips).
+r (:func:`scale_boxes`, which also clips): both directions live here, together.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Tuple
 
 import cv2
 import numpy as np
+import torch
 
 PAD_VALUE = 114
 
@@ -41,3 +42,21 @@ def letterbox_with_boxes(image: np.ndarray, boxes: np.ndarray,
 def to_chw(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, H, W) uint8, contiguous (one copy; the model casts to float)."""
     return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def scale_boxes(dets: torch.Tensor, ratio: float, image_hw: Tuple[int, int],
+                clip: bool = True) -> torch.Tensor:
+    """Map detections from the letterboxed input back to the original image.
+
+    dets: (N, >=4) with xyxy in input pixels first (e.g. postprocess rows); ratio: the letterbox
+    resize factor r (input = original * r, pasted at the top-left); image_hw: original (h, w).
+    Returns a copy with xyxy / r, clipped to [0, w] x [0, h] when clip (the reference evaluator
+    does not clip; pass clip=False to match it).
+    """
+    out = dets.clone()
+    out[:, :4] /= ratio
+    if clip:
+        h, w = image_hw
+        out[:, 0:4:2] = out[:, 0:4:2].clamp(0, w)
+        out[:, 1:4:2] = out[:, 1:4:2].clamp(0, h)
+    return out

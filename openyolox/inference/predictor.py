@@ -20,7 +20,8 @@ import torch
 
 from openyolox.data.records import ImageId
 from openyolox.data.transforms import letterbox
-from openyolox.inference.postprocess import postprocess, scale_boxes
+from openyolox.data.transforms import scale_boxes
+from openyolox.inference.postprocess import postprocess
 from openyolox.inference.resolve import ModelSource, resolve_model
 from openyolox.inference.results import Detections
 from openyolox.inference.sources import iter_images, warn_skipped

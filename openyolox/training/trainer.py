@@ -28,7 +28,7 @@ from openyolox.data.checks import check_split, drop_bad_samples
 from openyolox.data.dataset import TrainDataset
 from openyolox.data.loader import build_train_loader
 from openyolox.data.records import DatasetSplit
-from openyolox.data.sources import load_split
+from openyolox.data.layouts import load_split
 from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
 from openyolox.evaluation.coco import evaluate_coco
 from openyolox.evaluation.runner import predict_split

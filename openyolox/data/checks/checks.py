@@ -237,7 +237,7 @@ def check_dataset(data: PathLike, splits: Union[str, Sequence[str]] = "all", ful
     reported instead of the first one stopping the check. Unknown layouts or a missing path
     raise DataError; a split that cannot be read at all is a "load-failed" error.
     """
-    from openyolox.data.sources import list_splits, load_split
+    from openyolox.data.layouts import list_splits, load_split
     from openyolox.errors import DataError
 
     layout, where, available = list_splits(data)
