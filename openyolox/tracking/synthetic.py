@@ -171,8 +171,8 @@ def crossing_scene(seed: int = 0, num_frames: int = 90) -> SyntheticSequence:
         _make_object(rng, 2, 1, _rect(50, 50), _straight((600, 100), (-6.5, 0), num_frames), 0.0),
         _make_object(rng, 3, 0, disc, _straight((60, 160), (5, 2.5), num_frames), 1.0),
         _make_object(rng, 4, 0, disc, _straight((90, 320), (5, -2.5), num_frames), 0.0),
-        _make_object(rng, 5, 3, _rect(46, 46), _straight((150, 400), (2.0, 0), num_frames), 0.0),
-        _make_object(rng, 6, 3, _rect(46, 46), _straight((20, 428), (6.0, 0), num_frames), 1.0),
+        _make_object(rng, 5, 1, _rect(46, 46), _straight((150, 400), (2.0, 0), num_frames), 0.0),
+        _make_object(rng, 6, 1, _rect(46, 46), _straight((20, 428), (6.0, 0), num_frames), 1.0),
     ]
     return _finish_scene("crossing", w, h, 30.0, num_frames, objs, np.zeros((0, 4)), 0.0, seed)
 
