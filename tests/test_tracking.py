@@ -13,7 +13,7 @@ from openyolox.errors import DataError
 from openyolox.tracking.bytetrack import ByteTracker, Tracks
 from openyolox.tracking.draw import TrackPainter
 from openyolox.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
-from openyolox.tracking.matching import box_iou, fuse_score, linear_assignment
+from openyolox.tracking.matching import association_cost, box_iou, linear_assignment
 from openyolox.tracking.mot_io import (MotWriter, check_unique_ids, read_mot, write_mot,
                                        write_tracks_json)
 
@@ -81,9 +81,14 @@ def test_box_iou_values_and_degenerate_boxes():
     assert box_iou(np.zeros((0, 4)), b).shape == (0, 3)
 
 
-def test_fuse_score():
-    cost = np.array([[0.2, 0.6]])  # IoU 0.8 and 0.4
-    assert fuse_score(cost, np.array([0.5, 1.0])).tolist()[0] == pytest.approx([1 - 0.4, 1 - 0.4])
+def test_association_cost():
+    tracks = np.array([[0.0, 0.0, 10.0, 10.0]])
+    dets = np.array([[0.0, 0.0, 10.0, 8.0], [0.0, 0.0, 10.0, 4.0]])  # IoU 0.8 and 0.4
+    assert association_cost(tracks, dets)[0].tolist() == pytest.approx([0.2, 0.6])
+    fused = association_cost(tracks, dets, det_scores=np.array([0.5, 1.0]))
+    assert fused[0].tolist() == pytest.approx([1 - 0.4, 1 - 0.4])
+    gated = association_cost(tracks, dets, None, np.array([3]), np.array([3, 4]))
+    assert gated[0, 0] == pytest.approx(0.2) and gated[0, 1] == np.inf
 
 
 def _brute_force(cost: np.ndarray, thresh: float) -> float:
@@ -100,12 +105,17 @@ def _brute_force(cost: np.ndarray, thresh: float) -> float:
     return best
 
 
+@pytest.mark.parametrize("path", ["one solve", "components"])
 @pytest.mark.parametrize("seed", range(40))
-def test_linear_assignment_is_optimal(seed):
+def test_linear_assignment_is_optimal(seed, path, monkeypatch):
+    """Against brute force, both on the small-problem path and the component split."""
+    import openyolox.tracking.matching as matching
+
+    monkeypatch.setattr(matching, "SMALL_PROBLEM", 100 if path == "one solve" else 0)
     rng = np.random.default_rng(seed)
-    n, m = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    n, m = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     cost = rng.uniform(0, 1, (n, m))
-    cost[rng.random((n, m)) < 0.3] = np.inf
+    cost[rng.random((n, m)) < 0.5] = np.inf  # sparse enough to split into components
     thresh = 0.8
     matches, ur, uc = linear_assignment(cost, thresh)
     got = cost[matches[:, 0], matches[:, 1]].sum() + (len(ur) + len(uc)) * thresh / 2
@@ -124,7 +134,7 @@ def test_linear_assignment_prefers_unmatched_to_a_poor_pair():
 
 
 def test_linear_assignment_large_sparse_problem_matches_dense_solve():
-    """500 tracks: the component split gives the dense extended solve's cost."""
+    """120 tracks: the component split gives the dense extended solve's cost."""
     from scipy.optimize import linear_sum_assignment
 
     rng = np.random.default_rng(3)

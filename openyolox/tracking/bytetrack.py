@@ -41,7 +41,7 @@ from typing import Optional
 import numpy as np
 
 from openyolox.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
-from openyolox.tracking.matching import box_iou, fuse_score, gate_classes, iou_cost, linear_assignment
+from openyolox.tracking.matching import association_cost, box_iou, linear_assignment
 
 TRACKED, LOST = 0, 1
 
@@ -203,11 +203,8 @@ class ByteTracker:
 
         Returns ((matched track rows, matched detection rows), unmatched track rows,
         positions in ``dets`` left unmatched)."""
-        cost = iou_cost(track_boxes[tracks], boxes[dets])
-        if fuse:
-            cost = fuse_score(cost, scores[dets])
-        if self.per_class:
-            cost = gate_classes(cost, self._class[tracks], classes[dets])
+        track_cls, det_cls = (self._class[tracks], classes[dets]) if self.per_class else (None, None)
+        cost = association_cost(track_boxes[tracks], boxes[dets], scores[dets] if fuse else None, track_cls, det_cls)
         pairs, rest_tracks, rest_dets = linear_assignment(cost, thresh)
         return (tracks[pairs[:, 0]], dets[pairs[:, 1]]), tracks[rest_tracks], rest_dets
 
