@@ -17,18 +17,18 @@ Per frame (``ByteTracker.update``):
      track that overlaps a tracked one with IoU > 0.85 is a duplicate: the younger one goes.
 Only confirmed tracks updated in this frame are reported, with their filtered boxes.
 
-Differences from the official code, none of which changes which pairs are matched:
-- track ids are given when a track is confirmed, so reported ids run 1, 2, 3, ... without the
-  gaps left by one-frame false positives; each tracker counts its own (the official counter is
-  shared by every tracker in the process);
-- unconfirmed tracks are Kalman-predicted like the others (the official code skips them; their
-  velocity is zero, so only the covariance of their second update differs);
-- IoU is computed on continuous pixel-edge boxes (the official cython_bbox adds 1 pixel to
-  widths and heights);
+Differences from the official code:
 - ``per_class=True`` (the default) only pairs detections and tracks of the same class. The
   paper tracks one class (pedestrians); for a multi-class detector, class gating stops a track
   from jumping onto an overlapping object of another class. ``per_class=False`` is the
-  published behaviour, and the track then takes the class of its latest detection.
+  published behaviour, and the track then takes the class of its latest detection;
+- ``revive_with_low=True`` (off by default) lets lost tracks take low detections in step 3;
+- small ones: track ids are given when a track is confirmed, so reported ids run 1, 2, 3, ...
+  without the gaps left by one-frame false positives, and each tracker counts its own (the
+  official counter is shared by every tracker in the process); unconfirmed tracks are
+  Kalman-predicted like the others (the official code skips them; their velocity is zero, so
+  only the covariance of their second update differs); IoU is computed on continuous
+  pixel-edge boxes (the official cython_bbox adds 1 pixel to widths and heights).
 
 State lives in flat arrays (one row per live track), so a frame costs a handful of vectorised
 numpy calls plus the assignments, whatever the number of tracks.
