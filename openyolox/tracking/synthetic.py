@@ -522,3 +522,23 @@ def write_sequence(seq: SyntheticSequence, out_dir: PathLike, detections: Option
     with open(out / "seqinfo.ini", "w", encoding="utf-8") as fh:
         info.write(fh, space_around_delimiters=False)
     return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m openyolox.tracking.synthetic OUT [--scene busy] [--seed 0]``: write a sequence
+    with its ground truth and simulated detections (det.txt, default noise)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m openyolox.tracking.synthetic", description=main.__doc__.split("\n")[0])
+    p.add_argument("out", help="output folder")
+    p.add_argument("--scene", choices=sorted(SCENES), default="busy")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    seq = make_sequence(args.scene, args.seed)
+    out = write_sequence(seq, args.out, detections=simulate_detections(seq, seed=args.seed))
+    print(f"{seq.num_frames} frames, {len(seq.objects)} objects, {len(seq.annotations)} boxes -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
