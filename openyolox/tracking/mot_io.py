@@ -179,8 +179,8 @@ class TrackJsonWriter:
             tid, c = int(tid), int(c)
             items.append({"id": tid, "class": c, "name": self._name(c), "score": round(float(s), 4),
                           "box": [_json_number(v) for v in box]})
-            info = self._summary.setdefault(tid, {"class": c, "name": self._name(c),
-                                                  "first_frame": int(tracks.frame), "frames": 0})
+            info = self._summary.setdefault(tid, {"class": c, "name": self._name(c), "first_frame": int(tracks.frame),
+                                                  "last_frame": 0, "frames": 0})
             info["last_frame"] = int(tracks.frame)
             info["frames"] += 1
         sep = "" if self._first else ",\n"
