@@ -1,6 +1,6 @@
 """openyolox: YOLOX object detection in plain PyTorch.
 
-Public API: build_model, load_weights, Detector, Detections, train, evaluate.
+Public API: build_model, load_weights, Detector, Detections, train, evaluate, Tracker.
 """
 from openyolox.version import __version__  # noqa: F401
 
@@ -11,6 +11,7 @@ _API = {
     "Detections": "openyolox.api",
     "train": "openyolox.api",
     "evaluate": "openyolox.api",
+    "Tracker": "openyolox.tracking",
 }
 
 

@@ -15,6 +15,7 @@ from typing import List, Optional
 COMMANDS = {
     "train": "train",
     "val": "val",
+    "val-track": "val_track",
     "predict": "predict",
     "export": "export",
     "benchmark": "benchmark",
