@@ -1,4 +1,4 @@
-"""Named model presets and plain-value configuration (YOLOX_SPEC.md sections 1, 6, 7)."""
+"""Named model presets and plain-value configuration (docs/yolox.md sections 1, 6, 7)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

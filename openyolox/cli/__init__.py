@@ -17,6 +17,7 @@ COMMANDS = {
     "val": "val",
     "val-track": "val_track",
     "predict": "predict",
+    "track": "track",
     "export": "export",
     "benchmark": "benchmark",
     "check-data": "check_data",

@@ -1,4 +1,4 @@
-"""Training augmentations (YOLOX_SPEC.md section 6) as pure functions.
+"""Training augmentations (docs/yolox.md section 6) as pure functions.
 
 Every function takes a uint8 BGR image (H, W, 3), boxes ``(N, 4) xyxy`` in that image's
 pixels and classes ``(N,)``, plus an explicit ``rng: np.random.Generator`` where it draws

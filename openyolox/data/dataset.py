@@ -61,7 +61,7 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 # --------------------------------------------------------------------------- datasets
 
 class TrainDataset(Dataset):
-    """Training samples with the YOLOX augmentations (YOLOX_SPEC.md section 6).
+    """Training samples with the YOLOX augmentations (docs/yolox.md section 6).
 
     With augmentation on, each sample is a mosaic (prob ``mosaic_prob``) of the indexed
     image and three random ones, randomly affined, then MixUp'ed with a random labelled image

@@ -1,4 +1,4 @@
-"""Letterbox: the reference YOLOX resize (YOLOX_SPEC.md section 3), with what it does to boxes.
+"""Letterbox: the reference YOLOX resize (docs/yolox.md section 3), with what it does to boxes.
 
 The model sees every image letterboxed: resized by r = min(H / h, W / w) (aspect ratio kept)
 and pasted at the top-left of an (H, W) canvas filled with PAD_VALUE. A box maps into the

@@ -24,7 +24,7 @@ def predict_split(detector: Detector, split: DatasetSplit, batch_size: int = 8, 
                   distributed: bool = False, progress: bool = True) -> Dict[ImageId, Detections]:
     """Detections for every image of ``split`` (this rank's shard when distributed), keyed by
     the split's image ids; boxes xyxy in original pixels, not clipped. The evaluation protocol
-    (YOLOX_SPEC.md section 8) is the detector's settings: its input size, conf and NMS IoU
+    (docs/yolox.md section 8) is the detector's settings: its input size, conf and NMS IoU
     (0.01 and 0.65, class-aware, for COCO-style evaluation). Timings accumulate in
     ``detector.timings``."""
     loader = build_eval_loader(EvalDataset(split, detector.imgsz), batch_size, workers=workers,

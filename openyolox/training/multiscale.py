@@ -1,5 +1,5 @@
 """Multi-scale training: every few iterations the batch is resized to a random multiple of 32
-(YOLOX_SPEC.md section 7)."""
+(docs/yolox.md section 7)."""
 from __future__ import annotations
 
 import math
@@ -19,7 +19,7 @@ _MULTISCALE_PIXELS = {"yolox-nano": (320, 640), "yolox-tiny": (320, 640)}
 def multiscale_size_range(model: ModelConfig,
                           base_hw: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
     """(min, max) training height in pixels for multi-scale: base +- 32 * multiscale_range,
-    except nano / tiny, which train at 320..640 (YOLOX_SPEC.md section 7)."""
+    except nano / tiny, which train at 320..640 (docs/yolox.md section 7)."""
     if model.name in _MULTISCALE_PIXELS:
         return _MULTISCALE_PIXELS[model.name]
     base = (base_hw or model.test_size)[0]

@@ -1,7 +1,7 @@
 """What a training run is asked to do (:class:`TrainConfig`) and the recipe that fills in
 whatever the user left unset (:func:`resolve_defaults`).
 
-Two recipes (docs/yolox.md, "Training recipe"):
+Two recipes (docs/yolox.md section 7):
 
 - the report's, for real data: 300 epochs, batch 64, lr 0.01 per 64 images, warm-up 5 epochs,
   15 final epochs without mosaic/mixup, evaluation every 10 epochs, multi-scale;

@@ -1,4 +1,4 @@
-"""Learning-rate schedule, parameter groups and EMA of the YOLOX recipe (YOLOX_SPEC.md s7)."""
+"""Learning-rate schedule, parameter groups and EMA of the YOLOX recipe (docs/yolox.md section 7)."""
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,4 @@
-"""The YOLOX training loop (YOLOX_SPEC.md sections 6-7), top to bottom.
+"""The YOLOX training loop (docs/yolox.md sections 6-7), top to bottom.
 
 setup: data (checked) -> model (+ fine-tune weights) -> optimiser, schedule, EMA, AMP scaler
 loop:  per epoch [switch to no-aug + L1 near the end] -> per batch [lr, multi-scale resize,
