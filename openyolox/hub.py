@@ -42,6 +42,7 @@ from typing import Callable, Dict, Iterator, Optional
 from urllib.parse import urlparse
 
 from openyolox.atomic import write_text_atomic
+from openyolox.cache import ENV_HOME, cache_dir
 from openyolox.config import PRESETS, canonical_name
 from openyolox.errors import CheckpointError, ConfigError, WeightsUnavailableError
 from openyolox.typing import PathLike
@@ -67,7 +68,6 @@ RELEASE_FILES: Dict[str, str] = {
 }
 assert set(RELEASE_FILES) == set(PRESETS), "every preset has published weights"
 
-ENV_HOME = "OPENYOLOX_HOME"
 ENV_URL = "OPENYOLOX_WEIGHTS_URL"
 ENV_TIMEOUT = "OPENYOLOX_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
@@ -79,18 +79,6 @@ _URL_SCHEMES = ("http", "https", "file", "ftp")
 
 
 # ----------------------------------------------------------------------------- names and places
-
-
-def cache_dir() -> Path:
-    """``$OPENYOLOX_HOME``, else ``$XDG_CACHE_HOME/openyolox``, else the platform user cache
-    (``%LOCALAPPDATA%\\openyolox`` on Windows, ``~/.cache/openyolox`` elsewhere)."""
-    for var, sub in ((ENV_HOME, ""), ("XDG_CACHE_HOME", "openyolox")):
-        value = os.environ.get(var)
-        if value:
-            return Path(value).expanduser() / sub
-    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "openyolox"
-    return Path.home() / ".cache" / "openyolox"
 
 
 def weights_dir() -> Path:

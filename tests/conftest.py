@@ -1,4 +1,7 @@
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,17 @@ from openyolox.models.yolox import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import golden  # noqa: E402
+
+# The test session never touches the user's cache nor the network: a private cache folder, and a
+# weights mirror where nothing listens, so a test that forgets weights="none" fails at once
+# (tests that fetch weights point OPENYOLOX_WEIGHTS_URL at their own server or folder).
+_HOME = tempfile.mkdtemp(prefix="openyolox-tests-")
+os.environ["OPENYOLOX_HOME"] = _HOME
+os.environ["OPENYOLOX_WEIGHTS_URL"] = "http://127.0.0.1:9/"
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

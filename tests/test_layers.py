@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "openyolox"
 # tracking) do not import each other
 LAYERS = {
     "openyolox.version": 0, "openyolox.typing": 0, "openyolox.errors": 0, "openyolox.atomic": 0,
-    "openyolox.config": 1, "openyolox.run_dir": 1, "openyolox.checkpoint": 1,
+    "openyolox.config": 1, "openyolox.run_dir": 1, "openyolox.checkpoint": 1, "openyolox.cache": 1,
     "openyolox.ops": 2,
     "openyolox.data": 3, "openyolox.models": 3,
     "openyolox.hub": 4,

@@ -19,7 +19,7 @@ from openyolox.training.recipe import TrainConfig, resolve_defaults  # noqa: E40
 from openyolox.training.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
 # 12 images, 64 px, 2 epochs of 3 iterations: seconds per run
-FAST = dict(model="yolox-nano", epochs=2, batch=4, imgsz=64, workers=0, warmup_epochs=1, no_aug_epochs=1,
+FAST = dict(model="yolox-nano", weights="none", epochs=2, batch=4, imgsz=64, workers=0, warmup_epochs=1, no_aug_epochs=1,
             eval_interval=1, multiscale=False, progress=False, eval_batch=4)
 
 
@@ -111,7 +111,8 @@ def test_finetune_other_class_count_reinitialises_cls_layers(coco_data, tmp_path
     src = tmp_path / "coco80.pth"
     torch.save({"model": create_model("yolox-nano", 80).state_dict()}, src)
     run = openyolox.train(data=str(coco_data), out=str(tmp_path / "ft"), weights=str(src),
-                          **{**{k: v for k, v in FAST.items() if k != "model"}, "epochs": 1, "no_aug_epochs": 0})
+                          **{**{k: v for k, v in FAST.items() if k not in ("model", "weights")}, "epochs": 1,
+                             "no_aug_epochs": 0})
     assert "re-initialised the class prediction layers" in capsys.readouterr().err
     assert load_checkpoint(run / "last.pth")["model"]["head.cls_preds.0.bias"].shape == (3,)
 

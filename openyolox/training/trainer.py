@@ -32,6 +32,7 @@ from openyolox.data.layouts import load_split
 from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
 from openyolox.evaluation.coco import evaluate_coco
 from openyolox.evaluation.runner import predict_split
+from openyolox.hub import resolve_weights
 from openyolox.inference.predictor import Detector
 from openyolox.models.yolox import YOLOX, create_model
 from openyolox.run_dir import make_run_dir
@@ -40,7 +41,7 @@ from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object
 from openyolox.training.logs import RunLogger
 from openyolox.training.loss import detection_loss
 from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
-from openyolox.training.recipe import TrainConfig, resolve_defaults
+from openyolox.training.recipe import BUILTIN_RECIPE, TrainConfig, recipe_for, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 
 MULTISCALE_EVERY = 10  # iterations between input-size changes
@@ -176,8 +177,15 @@ class Trainer:
         self.class_names = list(self.train_split.class_names)
 
         model = create_model(self.preset, len(self.class_names))
-        if cfg.weights and self.resume_state is None:
-            self._load_finetune_weights(model, cfg.weights)
+        if self.resume_state is None:
+            # custom data starts from the published COCO weights unless --weights says otherwise;
+            # the built-in set trains from scratch (no network needed for the main job)
+            weights = resolve_weights(cfg.model, cfg.weights, fetch_if_none=recipe_for(cfg) is not BUILTIN_RECIPE,
+                                      progress=self.dist.is_main)
+            if weights is not None:
+                self._load_finetune_weights(model, str(weights))
+            else:
+                self.log("training from scratch (random initial weights)")
         self.model = model.to(self.device)
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(

@@ -13,7 +13,7 @@ by the same code as any COCO dataset::
     <cache>/builtin-v1/annotations/instances_val.json     val/000000.jpg ...
     <cache>/builtin-v1/meta.json                           version, seed, counts, classes
 
-``<cache>`` is ``$OPENYOLOX_CACHE`` or ``~/.cache/openyolox``.
+``<cache>`` is openyolox.cache.cache_dir() (``$OPENYOLOX_HOME`` or ``~/.cache/openyolox``).
 
 Guarantees:
 - deterministic: every image has its own generator seeded by (seed, split, index), so the
@@ -38,6 +38,7 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
+from openyolox.cache import cache_dir
 from openyolox.data.formats.coco import coco_dict
 from openyolox.data.records import ImageRecord
 from openyolox.errors import DataError
@@ -58,12 +59,6 @@ _STALE_TMP_SECONDS = 3600
 
 
 # ----------------------------------------------------------------------------- public API
-
-
-def cache_dir() -> Path:
-    """``$OPENYOLOX_CACHE`` or ``~/.cache/openyolox``."""
-    env = os.environ.get("OPENYOLOX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "openyolox"
 
 
 def builtin_root() -> Path:
