@@ -6,8 +6,8 @@ high scores / 20% low, 5% dropped); the tracker sees 20 warm-up frames, then 200
 
 Quality: the synthetic scenes of openyolox/tracking/synthetic.py, seeds 0-4, at the default
 noise and a hard one (jitter 8%, 10% dropped, 2 false positives per frame); metrics by TrackEval.
-Rows: ours with the paper's settings, ours with revive_with_low=True, and `trackers`' ByteTrack
-with its defaults (it is not a runtime dependency: pip install trackers to include it).
+Rows: ours with its defaults (the paper's rules), ours with the official code's settings, and
+`trackers`' ByteTrack with its defaults (not a runtime dependency: pip install trackers).
 
 Run: python benchmarks/tracking.py [--speed] [--quality] [--seeds 5]
 """
@@ -107,8 +107,9 @@ def _rows_trackers(dets):
 def quality(seeds: int) -> None:
     from openyolox.evaluation.mot import evaluate_mot
 
-    runners = {"openyolox (paper settings)": lambda d: _rows_ours(d),
-               "openyolox revive_with_low": lambda d: _rows_ours(d, revive_with_low=True)}
+    runners = {"openyolox (defaults: paper)": lambda d: _rows_ours(d),
+               "openyolox (official code)": lambda d: _rows_ours(d, revive_with_low=False, second_match_thresh=0.5,
+                                                             report_boxes="kalman")}
     if _have_trackers():
         runners["trackers ByteTrack (defaults)"] = _rows_trackers
     noises = {"default": DetectionNoise(), "hard": DetectionNoise(box_sigma=0.08, drop_rate=0.1, false_positives=2.0)}

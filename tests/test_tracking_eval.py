@@ -143,7 +143,8 @@ def test_agrees_with_an_independent_evaluator(tmp_path):
     from openyolox.tracking.synthetic import make_sequence, simulate_detections
 
     seq = make_sequence("busy", seed=0, num_frames=120)
-    tracker, rows = ByteTracker(), []
+    # the official code's settings: they leave switches and misses here to count
+    tracker, rows = ByteTracker(revive_with_low=False, second_match_thresh=0.5, report_boxes="kalman"), []
     for d in simulate_detections(seq, seed=0):
         t = tracker.update(d.boxes, d.scores, d.classes)
         rows += [[t.frame, i, b[0], b[1], b[2] - b[0], b[3] - b[1], s, -1, -1, -1]

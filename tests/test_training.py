@@ -182,3 +182,36 @@ def test_user_values_are_kept_and_only_user_contradictions_fail():
         resolve_defaults(TrainConfig(data="builtin", warmup_epochs=999))
     with pytest.raises(ConfigError, match="--epochs must be >= 1"):
         resolve_defaults(TrainConfig(epochs=0))
+
+
+@pytest.mark.parametrize("spec, frozen_prefixes", [
+    ("backbone", ["backbone.backbone."]),
+    ("neck", ["backbone."]),
+    ("2", ["backbone.backbone.stem.", "backbone.backbone.dark2."]),
+])
+def test_freeze_keeps_weights_and_bn_statistics_exactly(coco_data, tmp_path, capsys, spec, frozen_prefixes):
+    start = tmp_path / "start.pth"
+    torch.manual_seed(1)
+    torch.save({"model": create_model("yolox-nano", 3).state_dict()}, start)
+    before = load_checkpoint(start)["model"]
+    run = openyolox.train(data=str(coco_data), out=str(tmp_path / "run"), freeze=spec,
+                          **{**{k: v for k, v in FAST.items() if k != "model"}, "weights": str(start)})
+    assert "parameters trainable" in capsys.readouterr().err
+    ckpt = load_checkpoint(run / "last.pth")
+    for key, value in before.items():
+        frozen = any(key.startswith(p) for p in frozen_prefixes)
+        for stored in (ckpt["train_model"][key], ckpt["model"][key]):   # trained and EMA weights
+            if frozen:
+                assert torch.equal(stored, value), key                  # weights and running stats
+    moved = [k for k in before if not any(k.startswith(p) for p in frozen_prefixes)
+             and k.endswith("weight") and not torch.equal(ckpt["train_model"][k], before[k])]
+    assert moved  # the rest trained
+
+
+def test_freeze_rejects_what_the_model_does_not_have(coco_data, tmp_path):
+    with pytest.raises(ConfigError, match="--freeze 99: the model has 13 freezable blocks"):
+        openyolox.train(data=str(coco_data), out=str(tmp_path / "run"), freeze="99",
+                        **{k: v for k, v in FAST.items() if k != "model"})
+    with pytest.raises(ConfigError, match="expected backbone, neck or a number"):
+        openyolox.train(data=str(coco_data), out=str(tmp_path / "run2"), freeze="head",
+                        **{k: v for k, v in FAST.items() if k != "model"})

@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", help="start from: a checkpoint (.pth), a published model name, or 'none' (from "
                    "scratch). Default: the published COCO weights of --model for your data (fine-tuning; class "
                    "layers re-initialised when the class count differs), from scratch for builtin")
+    p.add_argument("--freeze", metavar="PART", help="keep these weights and their batch-norm statistics fixed: "
+                   "backbone, neck (backbone + neck: only the head trains) or N (the first N blocks)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or its last.pth)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")

@@ -54,6 +54,7 @@ class TrainConfig:
     multiscale: Optional[bool] = None
     ema: bool = True
     skip_bad: bool = False
+    freeze: Optional[str] = None           # "backbone", "neck" or a number of blocks (training/freeze.py)
     save_every: int = 0                    # also checkpoint every N iterations (0: per epoch only)
     eval_batch: int = 16
     progress: bool = True

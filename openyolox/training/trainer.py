@@ -38,6 +38,7 @@ from openyolox.models.yolox import YOLOX, create_model
 from openyolox.run_dir import make_run_dir
 from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
                                             init_distributed, shutdown_distributed)
+from openyolox.training.freeze import Freezer
 from openyolox.training.logs import RunLogger
 from openyolox.training.loss import detection_loss
 from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
@@ -128,6 +129,7 @@ class Trainer:
         self.scaler: Optional[torch.amp.GradScaler] = None
         self.size_range: Optional[Tuple[int, int]] = None   # multi-scale (min, max) pixels, or None
         self.logger: Optional[RunLogger] = None
+        self.freezer: Optional[Freezer] = None
 
         # progress (saved in checkpoints)
         self.epoch, self.iteration, self.best_ap = 0, 0, -1.0
@@ -186,6 +188,8 @@ class Trainer:
                 self._load_finetune_weights(model, str(weights))
             else:
                 self.log("training from scratch (random initial weights)")
+        self.freezer = Freezer(model, cfg.freeze)
+        self.log(self.freezer.describe())
         self.model = model.to(self.device)
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -202,7 +206,7 @@ class Trainer:
         self.schedule = WarmCosineSchedule(lr, cfg.epochs * self.iters_per_epoch,
                                            cfg.warmup_epochs * self.iters_per_epoch,
                                            cfg.no_aug_epochs * self.iters_per_epoch, cfg.min_lr_ratio)
-        self.ema = ModelEMA(self.model) if cfg.ema else None
+        self.ema = ModelEMA(self.model, frozen=self.freezer.keys) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
         self.size_range = (multiscale_size_range(self.preset, self.imgsz) if cfg.multiscale else None)
         if self.resume_state is not None:
@@ -305,6 +309,7 @@ class Trainer:
         if no_aug and epoch == cfg.epochs - cfg.no_aug_epochs:
             self.log(f"epoch {epoch + 1}: mosaic/mixup/affine off, L1 loss on (last {cfg.no_aug_epochs} epochs)")
         self.model.train()
+        self.freezer.keep_frozen_bn_in_eval()
         skip = self.iteration - epoch * self.iters_per_epoch  # batches already done (resume mid-epoch)
         sums: Dict[str, float] = {}
         seen, t_epoch = 0, time.time()
@@ -426,6 +431,8 @@ class Trainer:
                                   progress=self.cfg.progress and self.dist.is_main)
         finally:
             model.train(was_training)
+            if was_training:
+                self.freezer.keep_frozen_bn_in_eval()
         merged: Dict[Any, Any] = {}
         parts = gather_objects(preds, self.dist)
         for part in parts:
