@@ -149,11 +149,19 @@ def test_no_aug_phase_switches_l1_on(coco_data, tmp_path, monkeypatch):
 
 
 def test_scaled_defaults():
-    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x"))
+    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x", weights="none"))   # from scratch: the report's
     assert (cfg.epochs, cfg.batch, cfg.imgsz, cfg.warmup_epochs, cfg.no_aug_epochs) == (300, 64, 640, 5, 15)
     assert cfg.lr_per_image == pytest.approx(0.01 / 64) and cfg.multiscale
-    short = resolve_defaults(TrainConfig(model="yolox-s", data="/x", epochs=20))
+    short = resolve_defaults(TrainConfig(model="yolox-s", data="/x", weights="none", epochs=20))
     assert (short.warmup_epochs, short.no_aug_epochs) == (1, 1)
+
+
+def test_fine_tuning_is_the_default_recipe_for_your_data():
+    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x"))   # starts from the published weights
+    assert (cfg.epochs, cfg.batch, cfg.warmup_epochs, cfg.no_aug_epochs, cfg.eval_interval) == (50, 16, 1, 5, 5)
+    for weights in ("yolox-s", "my.pth"):
+        assert resolve_defaults(TrainConfig(data="/x", weights=weights)).epochs == 50
+    assert resolve_defaults(TrainConfig(data="/x", epochs=20)).no_aug_epochs == 2
 
 
 @pytest.mark.parametrize("data", ["builtin", "/some/coco"])
