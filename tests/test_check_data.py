@@ -391,6 +391,6 @@ def test_training_stops_on_missing_rows_or_drops_them_with_skip_bad(tmp_path, ti
     logged = []
     split = prepare_split(str(root), "train", skip_bad=True, log=logged.append)
     assert [r.path.name for r in split.records] == [f"{t.name}.jpg" for i, t in enumerate(tiny) if i != 3]
-    assert "dropped 1 image(s)" in logged[0]
+    assert any("dropped 1 image(s)" in line for line in logged), logged
     cleaned, images, boxes = drop_bad_samples(load_split(root, "train"))
     assert (images, boxes) == (1, 0) and no_end in [r.path for r in cleaned.records]  # only a warning

@@ -313,7 +313,7 @@ def test_builtin_generation_is_atomic(tmp_path, monkeypatch):
 
 
 def test_builtin_via_load_split(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENYOLOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENYOLOX_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(synthetic, "NUM_TRAIN", 4)
     monkeypatch.setattr(synthetic, "NUM_VAL", 2)
     train = load_split("builtin", "train")
