@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from openyolox.tracking.synthetic import CLASS_NAMES, make_sequence, render_frame  # noqa: E402
 from openyolox.training.trainer import train  # noqa: E402
 
-KEEP = ("circle", "square", "triangle")   # the custom set's classes (a subset of CLASS_NAMES)
+KEEP = ("circle", "rectangle", "triangle")   # the custom set's classes (a subset of CLASS_NAMES)
 
 
 def make_custom_set(root: Path, train_seeds=range(100, 108), val_seeds=range(200, 203), every: int = 10) -> Path:
