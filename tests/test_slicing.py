@@ -1,0 +1,233 @@
+"""Sliced inference (openyolox.inference.slicing): windows, batching, merging across seams,
+and bounded memory on a 10,000 x 10,000 image.
+
+Merging is tested with a back-end whose outputs are known exactly: it reports every bright
+red (class 0) or green (class 1) blob of its input as a box, the way a perfect detector
+would, so a window that cuts an object reports the part it sees, ending at the window edge.
+"""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from openyolox.errors import ConfigError
+from openyolox.inference.predictor import Detector
+from openyolox.inference.slicing import (SliceConfig, TileDetections, merge_detections, predict_tiles,
+                                         tile_windows)
+
+BACKGROUND = 30
+
+
+class BlobFinder:
+    """The Backend protocol, with NMS "inside": (B, 3, H, W) uint8 letterboxed inputs -> per
+    image (N, 7) rows (x1, y1, x2, y2, score, 1, class) in input pixels, one per connected
+    blob of red (class 0) or green (class 1) pixels. Records each call's batch size."""
+
+    name = "blobs"
+    num_classes = 2
+    device = torch.device("cpu")
+    outputs_detections = True
+
+    def __init__(self):
+        self.calls = []
+
+    def detect(self, batch):
+        import cv2
+
+        batch = np.asarray(batch)
+        self.calls.append(len(batch))
+        out = []
+        for image in batch:
+            rows = []
+            for cls, channel in ((0, 2), (1, 1)):
+                mask = ((image[channel] > 200) & (image.min(0) < 100)).astype(np.uint8)
+                n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+                for x, y, w, h, area in stats[1:]:
+                    rows.append([x, y, x + w, y + h, 0.5 + min(area / 1e5, 0.4), 1.0, cls])
+            out.append(torch.tensor(rows, dtype=torch.float32).reshape(-1, 7))
+        return out
+
+    def __call__(self, batch):
+        raise AssertionError("NMS is inside: the detector calls detect()")
+
+    def synchronize(self):
+        pass
+
+
+def blob_detector(size=256, overlap=0.25, full=False, merge="union", batch=8, imgsz=256):
+    det = Detector("yolox-nano", weights="none", num_classes=2, names=["red", "green"], imgsz=imgsz,
+                   conf=0.3, iou=0.45, slice=size, overlap=overlap, slice_full=full, slice_merge=merge)
+    det.backend = BlobFinder()
+    det.slicing = SliceConfig(size, overlap, full, merge, batch)
+    return det
+
+
+def canvas(h, w, objects):
+    """A dark image with filled rectangles: objects = [(x1, y1, x2, y2, class)], xyxy exclusive."""
+    image = np.full((h, w, 3), BACKGROUND, np.uint8)
+    for x1, y1, x2, y2, cls in objects:
+        image[y1:y2, x1:x2] = (0, 0, 255) if cls == 0 else (0, 255, 0)
+    return image
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+@pytest.mark.parametrize("hw, size, overlap", [((448, 448), 256, 0.25), ((1000, 3001), 640, 0.2),
+                                               ((100, 5000), 512, 0.5), ((300, 200), 640, 0.2)])
+def test_windows_cover_the_image_with_the_overlap(hw, size, overlap):
+    h, w = hw
+    windows = tile_windows(hw, size, overlap)
+    covered = np.zeros(hw, bool)
+    for x0, y0, x1, y1 in windows:
+        assert (x1 - x0, y1 - y0) == (min(size, w), min(size, h))  # full size: no sliver window
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    xs = sorted({x0 for x0, _, _, _ in windows})
+    for a, b in zip(xs, xs[1:]):
+        assert a + size - b >= overlap * size - 1  # neighbours share at least the overlap (rounding)
+    assert max(x1 for _, _, x1, _ in windows) == w and max(y1 for _, _, _, y1 in windows) == h
+
+
+def test_bad_settings_are_config_errors():
+    for kwargs in ({"size": 16}, {"size": 640, "overlap": 1.0}, {"size": 640, "merge": "wbf"},
+                   {"size": 640, "batch": 0}):
+        with pytest.raises(ConfigError):
+            SliceConfig(**kwargs)
+
+
+# ----------------------------------------------------------------------------- merging across seams
+
+# 448 x 448 with 256 px windows and overlap 0.25: windows start at 0 and 192 on each axis, so
+# the seams are x (or y) = 192 (left edge of the second window) and 256 (right edge of the first).
+
+
+def test_object_cut_by_a_seam_is_reported_once_with_its_whole_box():
+    truth = (150, 100, 300, 160)  # 150 px wide: no window holds it whole
+    det = blob_detector()
+    (res,) = det.predict(canvas(448, 448, [(*truth, 0)]))
+    assert len(res) == 1
+    np.testing.assert_allclose(res.boxes[0], truth, atol=2)
+    assert res.classes.tolist() == [0]
+    # the same tiles merged without knowing about edges: the two parts overlap by IoU 0.43 and
+    # both survive NMS, so the object is counted twice
+    tiles = predict_tiles(det, canvas(448, 448, [(*truth, 0)]), det.slicing)
+    assert tiles.cut.sum() == 2
+    plain = merge_detections(tiles._replace(cut=np.zeros_like(tiles.cut)), iou=0.45)
+    assert len(plain[0]) == 2
+
+
+def test_nms_merge_keeps_one_part_of_a_cut_object():
+    truth = (150, 100, 300, 160)
+    (res,) = blob_detector(merge="nms").predict(canvas(448, 448, [(*truth, 0)]))
+    assert len(res) == 1  # once, but only the part one window saw
+    assert res.boxes[0].tolist() in ([150, 100, 256, 160], [192, 100, 300, 160])
+
+
+def test_object_cut_by_two_seams_is_united_from_four_parts():
+    truth = (170, 150, 290, 300)  # crosses x = 192..256 and y = 192..256
+    (res,) = blob_detector().predict(canvas(448, 448, [(*truth, 1)]))
+    assert len(res) == 1 and res.classes.tolist() == [1]
+    np.testing.assert_allclose(res.boxes[0], truth, atol=2)
+
+
+def test_object_whole_in_one_window_and_cut_in_another_counts_once():
+    objects = [(240, 40, 270, 70, 0),    # cut by x = 256 in window 0, whole in window 1
+               (200, 300, 250, 340, 1),  # inside the overlap: whole in both windows
+               (20, 20, 60, 60, 0)]      # far from any seam
+    (res,) = blob_detector().predict(canvas(448, 448, objects))
+    assert len(res) == 3
+    got = sorted(map(tuple, res.boxes.round().astype(int).tolist()))
+    assert got == sorted(o[:4] for o in objects)
+
+
+def test_touching_objects_of_other_classes_are_not_merged():
+    objects = [(150, 100, 300, 130, 0), (150, 130, 300, 160, 1)]  # stacked, both cut by the seams
+    (res,) = blob_detector().predict(canvas(448, 448, objects))
+    assert sorted(res.classes.tolist()) == [0, 1]
+    for box, cls in zip(res.boxes, res.classes):
+        np.testing.assert_allclose(box, objects[cls][:4], atol=2)
+
+
+def test_full_image_tile_finds_what_no_window_holds():
+    truth = (50, 40, 420, 400)  # larger than a window: only the full-image tile sees it whole
+    det = blob_detector(full=True, merge="nms")
+    (res,) = det.predict(canvas(448, 448, [(*truth, 0)]))
+    assert len(res) == 1
+    # the full-image tile is the image shrunk to 256 px (ratio 0.57): its box is good to ~1/ratio px
+    np.testing.assert_allclose(res.boxes[0], truth, atol=2 / (256 / 448) + 0.5)
+
+
+def test_tiles_are_batched_and_timed_per_image():
+    det = blob_detector(size=128, overlap=0.2, full=True, batch=5)
+    image = canvas(448, 448, [(10, 10, 40, 40, 0)])
+    n_tiles = len(tile_windows((448, 448), 128, 0.2)) + 1
+    results = det.predict([image, image])
+    per_image = [5] * (n_tiles // 5) + ([n_tiles % 5] if n_tiles % 5 else [])
+    assert det.backend.calls == per_image * 2  # every tile once, five per forward pass
+    assert det.timings.images == 2
+    assert [len(r) for r in results] == [1, 1] and np.shares_memory(results[0].image, image)  # kept, not copied
+
+
+def test_image_smaller_than_a_window_is_one_tile():
+    det = blob_detector(size=512, full=True)
+    (res,) = det.predict(canvas(200, 300, [(10, 10, 60, 60, 1)]))
+    assert det.backend.calls == [1]
+    np.testing.assert_allclose(res.boxes[0], (10, 10, 60, 60), atol=1)
+
+
+def test_merge_of_nothing_and_class_agnostic():
+    empty = TileDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                           np.zeros(0, bool))
+    boxes, scores, classes = merge_detections(empty, 0.45)
+    assert boxes.shape == (0, 4) and scores.shape == (0,) and classes.shape == (0,)
+    # two parts of one object that the model gave different classes: one box when class-agnostic
+    parts = TileDetections(np.array([[150, 100, 256, 160], [192, 100, 300, 160]], np.float32),
+                           np.array([0.8, 0.7], np.float32), np.array([0, 1]), np.array([True, True]))
+    assert len(merge_detections(parts, 0.45)[0]) == 2
+    boxes, scores, classes = merge_detections(parts, 0.45, class_agnostic=True)
+    assert boxes.tolist() == [[150, 100, 300, 160]] and scores.tolist() == [pytest.approx(0.8)]
+
+
+# ----------------------------------------------------------------------------- a huge image
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import json, resource, sys
+    import numpy as np
+    from openyolox.inference.predictor import Detector
+
+    def peak_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    det = Detector("yolox-nano", weights="none", num_classes=2, imgsz=256, conf=0.25, slice=1024, overlap=0.2)
+    rng = np.random.default_rng(0)
+    # 10,000 x 10,000 x 3 = 286 MB, textured (random 100 px blocks) so the network sees content;
+    # filled a band at a time, so no temporary inflates the peak measured before predicting
+    image = np.empty((10000, 10000, 3), np.uint8)
+    for y in range(0, 10000, 100):
+        image[y:y + 100] = np.repeat(rng.integers(0, 256, (1, 100, 3), dtype=np.uint8), 100, axis=1)
+    det.predict(image[:3000, :3000])   # warm-up: full tile batches, the allocator's steady state
+    before = peak_mb()
+    (res,) = det.predict(image)
+    print(json.dumps({"before_mb": before, "after_mb": peak_mb(), "image_mb": image.nbytes / 2**20,
+                      "shape": list(res.image_shape), "images": det.timings.images}))
+""")
+
+
+def test_huge_image_runs_in_bounded_memory(tmp_path):
+    """Peak RSS of a 10,000 x 10,000 sliced prediction, in its own process. The bound: less
+    than half the image's own 286 MB above the warm-up peak. Any full-resolution copy of the
+    image (a letterbox canvas, a float conversion, a contiguous copy) would add >= 286 MB."""
+    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["shape"] == [10000, 10000] and m["images"] == 2
+    grown = m["after_mb"] - m["before_mb"]
+    print(f"peak RSS {m['before_mb']:.0f} MB before, {m['after_mb']:.0f} MB after (+{grown:.0f} MB) "
+          f"for a {m['image_mb']:.0f} MB image")
+    assert grown < m["image_mb"] / 2
