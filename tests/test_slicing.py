@@ -1,9 +1,9 @@
 """Sliced inference (openyolox.inference.slicing): windows, batching, merging across seams,
 and bounded memory on a 10,000 x 10,000 image.
 
-Merging is tested with a back-end whose outputs are known exactly: it reports every bright
-red (class 0) or green (class 1) blob of its input as a box, the way a perfect detector
-would, so a window that cuts an object reports the part it sees, ending at the window edge.
+Merging is tested with a back-end whose outputs are known exactly (tests/blob_backend.py): it
+reports every red or green blob of its input as a box, the way a perfect detector would, so a
+window that cuts an object reports the part it sees, ending at the window edge.
 """
 import json
 import subprocess
@@ -12,66 +12,11 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 
+from blob_backend import blob_detector, canvas
 from openyolox.errors import ConfigError
-from openyolox.inference.predictor import Detector
 from openyolox.inference.slicing import (SliceConfig, TileDetections, merge_detections, predict_tiles,
                                          tile_windows)
-
-BACKGROUND = 30
-
-
-class BlobFinder:
-    """The Backend protocol, with NMS "inside": (B, 3, H, W) uint8 letterboxed inputs -> per
-    image (N, 7) rows (x1, y1, x2, y2, score, 1, class) in input pixels, one per connected
-    blob of red (class 0) or green (class 1) pixels. Records each call's batch size."""
-
-    name = "blobs"
-    num_classes = 2
-    device = torch.device("cpu")
-    outputs_detections = True
-
-    def __init__(self):
-        self.calls = []
-
-    def detect(self, batch):
-        import cv2
-
-        batch = np.asarray(batch)
-        self.calls.append(len(batch))
-        out = []
-        for image in batch:
-            rows = []
-            for cls, channel in ((0, 2), (1, 1)):
-                mask = ((image[channel] > 200) & (image.min(0) < 100)).astype(np.uint8)
-                n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-                for x, y, w, h, area in stats[1:]:
-                    rows.append([x, y, x + w, y + h, 0.5 + min(area / 1e5, 0.4), 1.0, cls])
-            out.append(torch.tensor(rows, dtype=torch.float32).reshape(-1, 7))
-        return out
-
-    def __call__(self, batch):
-        raise AssertionError("NMS is inside: the detector calls detect()")
-
-    def synchronize(self):
-        pass
-
-
-def blob_detector(size=256, overlap=0.25, full=False, merge="union", batch=8, imgsz=256):
-    det = Detector("yolox-nano", weights="none", num_classes=2, names=["red", "green"], imgsz=imgsz,
-                   conf=0.3, iou=0.45, slice=size, overlap=overlap, slice_full=full, slice_merge=merge)
-    det.backend = BlobFinder()
-    det.slicing = SliceConfig(size, overlap, full, merge, batch)
-    return det
-
-
-def canvas(h, w, objects):
-    """A dark image with filled rectangles: objects = [(x1, y1, x2, y2, class)], xyxy exclusive."""
-    image = np.full((h, w, 3), BACKGROUND, np.uint8)
-    for x1, y1, x2, y2, cls in objects:
-        image[y1:y2, x1:x2] = (0, 0, 255) if cls == 0 else (0, 255, 0)
-    return image
 
 
 # ----------------------------------------------------------------------------- windows
