@@ -26,7 +26,7 @@ from openyolox.inference.postprocess import postprocess
 from openyolox.inference.resolve import ModelSource, resolve_model
 from openyolox.inference.results import Detections
 from openyolox.inference.slicing import SliceConfig, predict_sliced
-from openyolox.inference.sources import iter_images, warn_skipped
+from openyolox.inference.sources import iter_images, prefetch, warn_skipped
 
 
 class LetterboxedBatch(NamedTuple):
@@ -108,9 +108,10 @@ class Detector:
 
     def stream(self, source: Any, batch_size: int = 1, limit: int = 0) -> Iterator[Detections]:
         """:meth:`predict` as a generator: one Detections per image or frame, in order, run
-        ``batch_size`` at a time; at most ``limit`` video frames (0: all)."""
+        ``batch_size`` at a time; at most ``limit`` video frames (0: all). A background thread
+        decodes the next two batches while the model runs."""
         pending: List[Tuple[str, np.ndarray]] = []
-        for name, image in iter_images(source, limit):
+        for name, image in prefetch(iter_images(source, limit), 2 * batch_size):
             if isinstance(image, Exception):
                 warn_skipped(name, image)
                 continue
