@@ -1,5 +1,5 @@
 """The result of a prediction (Detections): objects, subsets, filters, pictures, files, data;
-to_coco against the evaluation's writer."""
+to_coco against the evaluation's writer; and the predict options that map to these methods."""
 import json
 import sys
 
@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
+from blob_backend import blob_detector, canvas
+from openyolox.cli import main
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import ConfigError, DataError
 from openyolox.evaluation.results import to_coco_results
@@ -122,3 +124,48 @@ def test_to_coco_equals_the_evaluation_writer():
     split = DatasetSplit([ImageRecord("street.jpg", "street", 160, 120)], NAMES, [3, 7, 18])
     assert det.to_coco([3, 7, 18]) == to_coco_results(split, {"street": det})
     assert det.to_coco()[1]["category_id"] == 1  # not COCO's names: the class index
+
+
+# ----------------------------------------------------------------------------- the CLI options
+
+
+@pytest.fixture
+def blob_cli(monkeypatch, tmp_path):
+    """`openyolox predict` with the blob back-end: known detections, no network."""
+    import openyolox.cli.predict as predict_cli
+
+    monkeypatch.setattr(predict_cli, "load_detector", lambda args, **kw: blob_detector(size=None))
+    image = canvas(120, 160, [(10, 20, 50, 80, 0), (100, 30, 140, 60, 1), (60, 90, 70, 100, 1)])
+    cv2.imwrite(str(tmp_path / "scene.png"), image)
+    return tmp_path / "scene.png"
+
+
+def _predict(args, out):
+    assert main(["predict", *map(str, args), "--model", "yolox-nano", "--weights", "none", "--out", str(out)]) == 0
+    return json.loads((out / "predictions.json").read_text())
+
+
+def test_cli_save_txt_crops_classes_max_det(blob_cli, tmp_path):
+    out = tmp_path / "a"
+    rows = _predict([blob_cli, "--save-txt", "--save-crops", "--classes", "green", "--max-det", "1"], out)
+    assert len(rows) == 1 and rows[0]["category_id"] == 1  # the larger green blob only
+    assert (out / "labels" / "scene.txt").read_text().split()[0] == "1"
+    assert [p.name for p in (out / "crops" / "green").iterdir()] == ["scene_0.jpg"]
+    assert (out / "scene.jpg").is_file()
+
+
+def test_cli_no_save_and_drawing_options(blob_cli, tmp_path):
+    rows = _predict([blob_cli, "--no-save"], tmp_path / "b")
+    assert len(rows) == 3 and not list((tmp_path / "b").glob("*.jpg"))
+    _predict([blob_cli, "--line-width", "1", "--hide-labels"], tmp_path / "thin")
+    _predict([blob_cli, "--line-width", "4"], tmp_path / "thick")
+    thin, thick = (cv2.imread(str(tmp_path / d / "scene.jpg")) for d in ("thin", "thick"))
+    background = canvas(120, 160, [(10, 20, 50, 80, 0), (100, 30, 140, 60, 1), (60, 90, 70, 100, 1)])
+    changed = [int((np.abs(x.astype(int) - background).max(2) > 40).sum()) for x in (thin, thick)]
+    assert 0 < changed[0] < changed[1]
+
+
+def test_cli_unknown_class_is_one_line(blob_cli, capsys):
+    assert main(["predict", str(blob_cli), "--weights", "none", "--classes", "blue"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown class 'blue'" in err[0] and "red, green" in err[0]

@@ -176,3 +176,26 @@ def test_huge_image_runs_in_bounded_memory(tmp_path):
     print(f"peak RSS {m['before_mb']:.0f} MB before, {m['after_mb']:.0f} MB after (+{grown:.0f} MB) "
           f"for a {m['image_mb']:.0f} MB image")
     assert grown < m["image_mb"] / 2
+
+
+def test_cli_slice_options_reach_the_detector(monkeypatch, tmp_path, capsys):
+    import cv2
+
+    import openyolox.cli.predict as predict_cli
+    from openyolox.cli import main
+    from openyolox.cli.common import load_detector
+
+    made = []
+    monkeypatch.setattr(predict_cli, "load_detector", lambda args, **kw: made.append(load_detector(args, **kw))
+                        or made[-1])
+    cv2.imwrite(str(tmp_path / "big.png"), np.zeros((300, 400, 3), np.uint8))
+    common = ["predict", str(tmp_path / "big.png"), "--model", "yolox-nano", "--weights", "none", "--imgsz", "64"]
+    assert main([*common, "--slice", "128", "--overlap", "0.3", "--no-slice-full", "--slice-merge", "nms",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert made[0].slicing == SliceConfig(128, 0.3, False, "nms")
+    assert (tmp_path / "out" / "big.jpg").is_file()
+    capsys.readouterr()
+    assert main([*common, "--slice", "128", "--overlap", "1.5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "overlap must be in [0, 1)" in err[0]
+    assert len(made) == 1  # refused before a model was loaded

@@ -108,6 +108,16 @@ def test_url_errors_are_one_line_naming_the_url(server, hung_url):
     assert time.monotonic() - t0 < 5
 
 
+def test_hung_url_in_the_cli_is_one_line(hung_url, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "openyolox", "predict", hung_url, "--model", "yolox-nano",
+                           "--weights", "none", "--imgsz", "64", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OPENYOLOX_URL_TIMEOUT": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and "no answer within 1 s" in lines[0] and hung_url in lines[0], proc.stderr
+
+
 # ----------------------------------------------------------------------------- streams
 
 
@@ -222,6 +232,16 @@ def test_split_jpegs_reads_a_pipe_a_little_at_a_time():
         return chunk
 
     assert list(split_jpegs(read(100), read)) == images
+
+
+def test_stdin_in_the_cli(image_dir, tmp_path):
+    stream = open(image_dir / "a" / "x.jpg", "rb").read() * 2
+    proc = subprocess.run([sys.executable, "-m", "openyolox", "predict", "-", "--model", "yolox-nano", "--weights",
+                           "none", "--imgsz", "64", "--out", str(tmp_path / "out")], input=stream,
+                          capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == ["stdin_000000.jpg", "stdin_000001.jpg"]
+    assert json.loads((tmp_path / "out" / "predictions.json").read_text()) == []
 
 
 # ----------------------------------------------------------------------------- decoding ahead
