@@ -199,3 +199,56 @@ def test_cli_slice_options_reach_the_detector(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "overlap must be in [0, 1)" in err[0]
     assert len(made) == 1  # refused before a model was loaded
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _seam_split(tmp_path):
+    """Three 448 x 448 images with objects across the seams of 256 px windows (overlap 0.25),
+    written as a COCO dataset."""
+    import cv2
+
+    from openyolox.data.formats.coco import coco_dict
+    from openyolox.data.records import DatasetSplit, ImageRecord
+
+    scenes = [[(150, 100, 300, 160, 0), (20, 300, 80, 350, 1)], [(170, 150, 290, 300, 1)],
+              [(240, 40, 270, 70, 0), (150, 330, 300, 400, 0)]]
+    (tmp_path / "val").mkdir()
+    records = []
+    for k, objects in enumerate(scenes):
+        path = tmp_path / "val" / f"{k}.png"
+        cv2.imwrite(str(path), canvas(448, 448, objects))
+        records.append(ImageRecord(path, k + 1, 448, 448, [o[:4] for o in objects], [o[4] for o in objects]))
+    (tmp_path / "annotations").mkdir()
+    coco = coco_dict(records, ["red", "green"], image_root=tmp_path / "val")
+    (tmp_path / "annotations" / "instances_val.json").write_text(json.dumps(coco))
+    return DatasetSplit(records, ["red", "green"], [0, 1], name="seams")
+
+
+def test_sliced_evaluation_scores_objects_across_seams(tmp_path):
+    from openyolox.evaluation.validate import validate
+
+    split = _seam_split(tmp_path)
+    summary, preds = validate(blob_detector(), split, progress=False)
+    assert summary["AP50"] == pytest.approx(1.0) and summary["AP50_95"] == pytest.approx(1.0)
+    assert summary["settings"]["slice"] == {"size": 256, "overlap": 0.25, "full": False, "merge": "union",
+                                            "batch": 8}
+    assert all(p.image is None for p in preds.values())  # evaluation keeps no images
+    parts, _ = validate(blob_detector(merge="nms"), split, progress=False)
+    assert parts["AP50_95"] < 0.8  # the best part of a cut object is a poor box
+
+
+def test_val_cli_slices(tmp_path):
+    from openyolox.checkpoint import save_checkpoint
+    from openyolox.cli import main
+    from openyolox.models.yolox import create_model
+
+    _seam_split(tmp_path)
+    ckpt = save_checkpoint(tmp_path / "two.pth", {"model": create_model("yolox-nano", 2).state_dict(),
+                                                  "model_name": "yolox-nano", "class_names": ["red", "green"]})
+    out = tmp_path / "run"
+    assert main(["val", "--data", str(tmp_path), "--model", str(ckpt), "--imgsz", "64",
+                 "--slice", "256", "--overlap", "0.25", "--no-slice-full", "--out", str(out), "--no-plots"]) == 0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["slice"]["size"] == 256 and settings["slice"]["full"] is False
