@@ -2,8 +2,9 @@
 
 Images are decoded and letterboxed by DataLoader workers while the model runs; each batch
 then goes through the Detector's one prediction step, with boxes left unclipped as the
-reference evaluator does. A sliced detector runs the same step on the tiles of each image. The time per image splits into preprocess (waiting for the next
-batch), inference (the network) and postprocess (score filter, NMS, mapping back).
+reference evaluator does (a sliced detector runs the same step on the tiles of each image).
+The time per image splits into preprocess (waiting for the next batch), inference (the
+network) and postprocess (score filter, NMS, mapping back).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from openyolox.data.dataset import EvalDataset
 from openyolox.data.image_io import read_image
 from openyolox.data.loader import build_eval_loader
 from openyolox.data.records import DatasetSplit, ImageId
-from openyolox.inference.predictor import Detector
 from openyolox.errors import ConfigError
+from openyolox.inference.predictor import Detector
 from openyolox.inference.results import Detections
 from openyolox.inference.sources import prefetch
 
