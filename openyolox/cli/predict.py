@@ -48,7 +48,8 @@ def add_parser(sub) -> None:
     p.add_argument("--line-width", type=int, help="box line width in px (default: grows with the image)")
     p.add_argument("--hide-labels", action="store_true", help="draw boxes without class names and scores")
     p.add_argument("--max-frames", type=int, default=0, help="stop a video/stream/webcam after N frames (0: all)")
-    p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1; with --slice, "
+                   "8 windows of one image per pass)")
 
 
 def run(args: argparse.Namespace) -> int:
