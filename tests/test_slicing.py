@@ -127,15 +127,49 @@ def test_image_smaller_than_a_window_is_one_tile():
 
 def test_merge_of_nothing_and_class_agnostic():
     empty = TileDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                           np.zeros(0, bool))
+                           np.zeros(0, bool), np.zeros((0, 4), np.float32))
     boxes, scores, classes = merge_detections(empty, 0.45)
     assert boxes.shape == (0, 4) and scores.shape == (0,) and classes.shape == (0,)
     # two parts of one object that the model gave different classes: one box when class-agnostic
     parts = TileDetections(np.array([[150, 100, 256, 160], [192, 100, 300, 160]], np.float32),
-                           np.array([0.8, 0.7], np.float32), np.array([0, 1]), np.array([True, True]))
+                           np.array([0.8, 0.7], np.float32), np.array([0, 1]), np.array([True, True]),
+                           np.array([[0, 0, 256, 448], [192, 0, 448, 448]], np.float32))
     assert len(merge_detections(parts, 0.45)[0]) == 2
     boxes, scores, classes = merge_detections(parts, 0.45, class_agnostic=True)
     assert boxes.tolist() == [[150, 100, 300, 160]] and scores.tolist() == [pytest.approx(0.8)]
+
+
+def test_without_parts_the_merge_is_nms():
+    """Whole views only: exactly class-aware greedy NMS (openyolox.ops.nms)."""
+    import torch
+
+    from openyolox.ops.nms import batched_nms
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 400, (300, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 60, (300, 2)).astype(np.float32)], 1)
+    scores = rng.random(300).astype(np.float32)
+    classes = rng.integers(0, 3, 300)
+    tiles = TileDetections(boxes, scores, classes, np.zeros(300, bool), np.zeros((300, 4), np.float32))
+    keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), 0.45).numpy()
+    got = merge_detections(tiles, 0.45)
+    np.testing.assert_array_equal(got[0], boxes[keep])
+    np.testing.assert_array_equal(got[2], classes[keep])
+
+
+def test_a_part_inside_a_large_false_box_is_kept():
+    """A window that sees a shape at its edge may also report a box over the whole window (a
+    large object it imagines beyond the edge). The real part lies inside it, but where the two
+    windows overlap the large box covers everything and the part only itself: they disagree,
+    and the object is kept, whole."""
+    seen = np.array([[0, 0, 256, 448], [192, 0, 448, 448], [0, 0, 256, 448]], np.float32)
+    tiles = TileDetections(np.array([[150, 100, 256, 160], [192, 100, 300, 160], [0, 0, 256, 448]], np.float32),
+                           np.array([0.6, 0.7, 0.95], np.float32), np.array([0, 0, 0]), np.array([True] * 3), seen)
+    for method in ("union", "nms"):
+        boxes, scores, _ = merge_detections(tiles, 0.45, method)
+        assert [0, 0, 256, 448] in boxes.tolist()  # the false box stays a (false) detection
+    boxes, scores, _ = merge_detections(tiles, 0.45, "union")
+    assert [150, 100, 300, 160] in boxes.tolist()
 
 
 # ----------------------------------------------------------------------------- a huge image

@@ -17,15 +17,19 @@ close to full resolution and merges what they find:
 Memory for a huge image: the image itself, plus ``batch`` letterboxed tiles and the network's
 activations for them; nothing else grows with the image except the detections.
 
-Merging ("union", the default, or "nms"; benchmarks/slicing.py measures both). An object that
-lies in a window overlap is seen whole twice and gives two near-identical boxes: class-aware
-NMS at the detector's IoU removes one. An object cut by a window edge is seen as a part in
-that window: when another tile saw it whole (every object up to ``overlap * size`` px wide is
-whole in some window, larger ones in the full-image tile), the part is dropped, matched by the
-share of the part that the whole box covers, since its IoU with the whole box can be far below
-any NMS threshold. Parts of an object no tile saw whole are grouped; "nms" keeps the best part,
-"union" the box around all parts, which is the whole object when the parts come from windows
-on both sides of a seam.
+Merging ("union", the default, or "nms"; benchmarks/slicing.py measures both) is NMS that
+knows about window edges. An object that lies in a window overlap is seen whole twice: the
+two boxes overlap as in NMS, and one goes. An object cut by a window edge is seen as a part
+in that window, and a part's IoU with the whole object, or with the part on the other side
+of the seam, can be far below any NMS threshold. So a part is compared with other tiles'
+boxes where both tiles saw the same pixels: each box is cut to the two tiles' common area,
+and the pieces must overlap (IoU > ``match``). A part and the whole object, or two parts of
+one object, agree there; a part inside a much larger box (another object, or a large false
+box at a window edge) does not, which plain IoU or the intersection over the smaller box
+cannot tell. Among views that agree, the most confident decides: a whole view keeps its box;
+a part gets the box around the parts ("union", which is the whole object when the parts come
+from both sides of a seam) or keeps its own ("nms"). Every object up to ``overlap * size``
+px is whole in some window, larger ones in the full-image tile.
 """
 from __future__ import annotations
 
@@ -35,19 +39,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from openyolox.data.records import ImageId
 from openyolox.errors import ConfigError
 from openyolox.inference.results import Detections
-from openyolox.ops.nms import batched_nms
 
 if TYPE_CHECKING:  # the Detector imports this module
     from openyolox.inference.predictor import Detector
 
 MERGE_METHODS = ("union", "nms")
 EDGE_MARGIN = 2.0   # network-input px: a box this close to an inner window edge may be a part
-MATCH_IOS = 0.5     # a part matches a box covering more than this share of the part
+MATCH_IOU = 0.5     # two views agree when their pieces in the tiles' common area overlap this much
 _MATCH_CELLS = 1 << 22  # pairwise entries computed at a time when matching parts (memory bound)
 
 
@@ -90,6 +92,7 @@ class TileDetections(NamedTuple):
     scores: np.ndarray   # (N,)
     classes: np.ndarray  # (N,) int64
     cut: np.ndarray      # (N,) bool: touches an inner window edge (maybe a part of the object)
+    tiles: np.ndarray    # (N, 4) xyxy: the area its tile saw (its window, or the whole image)
 
 
 def _starts(length: int, size: int, overlap: float) -> List[int]:
@@ -131,10 +134,12 @@ def predict_tiles(detector: "Detector", image: np.ndarray, cfg: SliceConfig) -> 
             if win is not None:
                 boxes += np.array([win.x0, win.y0, win.x0, win.y0], dtype=np.float32)
                 cut = _touches_inner_edge(boxes, win, (h, w), EDGE_MARGIN / ratio)
-            parts.append((boxes, det.scores, det.classes, cut))
+            area = np.array(win if win is not None else (0, 0, w, h), dtype=np.float32)
+            parts.append((boxes, det.scores, det.classes, cut, np.tile(area, (len(det), 1))))
     detector.timings.images -= len(windows) - 1  # predict_batch counted tiles; this is one image
-    boxes, scores, classes, cut = (np.concatenate(p) for p in zip(*parts))
-    return TileDetections(boxes.reshape(-1, 4), scores.astype(np.float32), classes.astype(np.int64), cut)
+    boxes, scores, classes, cut, areas = (np.concatenate(p) for p in zip(*parts))
+    return TileDetections(boxes.reshape(-1, 4), scores.astype(np.float32), classes.astype(np.int64), cut,
+                          areas.reshape(-1, 4))
 
 
 def _touches_inner_edge(boxes: np.ndarray, win: Window, image_hw: Tuple[int, int], margin: float) -> np.ndarray:
@@ -154,54 +159,65 @@ def _touches_inner_edge(boxes: np.ndarray, win: Window, image_hw: Tuple[int, int
 
 
 def merge_detections(tiles: TileDetections, iou: float, method: str = "union", class_agnostic: bool = False,
-                     match: float = MATCH_IOS) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     match: float = MATCH_IOU) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One box per object from every tile's detections -> (boxes (K, 4) xyxy, scores (K,),
     classes (K,)), by decreasing score.
 
-    1. Whole views (``cut`` False): class-aware greedy NMS at ``iou``.
-    2. A part (``cut`` True) is dropped when a kept whole box of its class covers more than
-       ``match`` of its area: the object was seen whole elsewhere.
-    3. The other parts are grouped: parts of one class sharing more than ``match`` of the
-       smaller one's area, greedily by score, then groups whose boxes around their parts do
-       (the four parts of an object at a window corner). "nms" keeps the best part's box,
-       "union" the box around the group; the score is the best part's.
-    With ``cut`` all False this is plain class-aware NMS. ``class_agnostic``: classes do not
-    matter for any of the steps (as the detector's NMS).
+    Greedy, best score first (a whole view before a part of equal score), like NMS: the best
+    view not yet taken leads, and takes the views
+    of its class that show the same object: two whole views (``cut`` False) when their IoU is
+    above ``iou``, as NMS does; a part and any view from another tile when they agree where
+    the two tiles looked (cut to the tiles' common area, IoU above ``match``). The most
+    confident view decides the box: a whole leader keeps its own; a part leader gets the box
+    around the parts it took ("union") or keeps its own ("nms"). Groups led by parts then
+    merge in rounds, each seen by the union of its tiles, until none agree (an object across
+    three windows). With ``cut`` all False this is plain class-aware NMS; ``class_agnostic``:
+    classes play no part (as in the detector's NMS).
     """
     if method not in MERGE_METHODS:
         raise ConfigError(f"unknown slice merge {method!r}; choose {' or '.join(MERGE_METHODS)}")
-    boxes, scores, classes, cut = tiles
+    order = np.lexsort((tiles.cut, -tiles.scores))  # by score; at equal scores the whole view first
+    boxes, scores, classes, cut, seen = (x[order] for x in tiles)
     groups = np.zeros_like(classes) if class_agnostic else classes
-    whole = np.flatnonzero(~cut)
-    keep = whole[batched_nms(torch.from_numpy(boxes[whole]), torch.from_numpy(scores[whole]),
-                             torch.from_numpy(groups[whole]), iou).numpy()]
-    parts = np.flatnonzero(cut)
-    covered, _ = _matches(boxes[parts], groups[parts], boxes[keep], groups[keep], match)
-    parts = np.delete(parts, np.unique(covered))
-    parts = parts[np.argsort(-scores[parts], kind="stable")]
-    group = _group_parts(boxes[parts], groups[parts], match)
-    leaders = np.unique(group)  # the best-scored part of each group (parts are by score)
-    part_boxes = _union_boxes(boxes[parts], group)[leaders] if method == "union" else boxes[parts[leaders]]
-    out_boxes = np.concatenate([boxes[keep], part_boxes]).reshape(-1, 4)
-    out_scores = np.concatenate([scores[keep], scores[parts[leaders]]])
-    out_classes = np.concatenate([classes[keep], classes[parts[leaders]]])
-    order = np.argsort(-out_scores, kind="stable")
-    return out_boxes[order], out_scores[order], out_classes[order]
+    whole, parts = np.flatnonzero(~cut), np.flatnonzero(cut)
+    everywhere = np.broadcast_to(np.array([-np.inf, -np.inf, np.inf, np.inf], np.float32), seen.shape)
+    ww = _agreeing(boxes[whole], everywhere[whole], groups[whole], boxes[whole], everywhere[whole], groups[whole],
+                   iou, other_tiles=False)  # plain IoU: NMS among whole views
+    pa = _agreeing(boxes[parts], seen[parts], groups[parts], boxes, seen, groups, match, other_tiles=True)
+    src = np.concatenate([whole[ww[0]], parts[pa[0]], pa[1]])
+    dst = np.concatenate([whole[ww[1]], pa[1], parts[pa[0]]])
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    by_src = np.lexsort((dst, src))
+    leader = _group_greedily(src[by_src], dst[by_src], len(boxes))
+    leaders = np.flatnonzero(leader == np.arange(len(boxes)))
+    part_led = leaders[cut[leaders]]
+    taken = np.flatnonzero(cut & np.isin(leader, part_led))  # parts in groups led by a part
+    label = _merge_groups(boxes[taken], seen[taken], groups[taken], np.searchsorted(taken, leader[taken]), match)
+    heads = np.unique(label)
+    if method == "union":
+        part_boxes = _union_boxes(boxes[taken], label)[heads]
+    else:
+        part_boxes = boxes[taken[heads]]
+    whole_led = leaders[~cut[leaders]]
+    out = [np.concatenate(pair) for pair in ((boxes[whole_led], part_boxes), (scores[whole_led], scores[taken[heads]]),
+                                             (classes[whole_led], classes[taken[heads]]))]
+    order = np.argsort(-out[1], kind="stable")
+    return out[0][order].reshape(-1, 4), out[1][order], out[2][order]
 
 
-def _matches(a: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_cls: np.ndarray, threshold: float,
-             among_themselves: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j) of boxes a[i], b[j] (xyxy; (M, 4) and (K, 4)) of one class whose
-    intersection is more than ``threshold`` of a[i]'s area; ``among_themselves`` (a and b the
-    same boxes): of the smaller area, and i != j. -> (ia, ib) int64, sorted by (ia, ib).
+def _agreeing(a: np.ndarray, a_seen: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_seen: np.ndarray,
+              b_cls: np.ndarray, threshold: float, other_tiles: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of boxes a[i], b[j] (xyxy, (M, 4) and (K, 4); a_seen, b_seen: the areas
+    their tiles saw) of one class that agree where both tiles looked: cut to the intersection
+    of the two areas, they overlap by IoU > ``threshold``. ``other_tiles``: only pairs from
+    different tile areas. -> (ia, ib) int64, sorted by (ia, ib).
 
     Rows of a are taken in chunks of at most _MATCH_CELLS pairs, each against only the b boxes
     that reach the chunk's bounding box, so memory stays bounded for any count."""
     ia, ib = [], []
     if len(a) == 0 or len(b) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
-    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
     by_x = np.argsort(a[:, 0], kind="stable")  # neighbours in a chunk: fewer b boxes reach it
     step = max(1, _MATCH_CELLS // len(b))
     for first in range(0, len(a), step):
@@ -209,15 +225,15 @@ def _matches(a: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_cls: np.ndarray,
         x0, y0 = a[rows, 0].min(), a[rows, 1].min()
         x1, y1 = a[rows, 2].max(), a[rows, 3].max()
         cols = np.flatnonzero((b[:, 2] > x0) & (b[:, 0] < x1) & (b[:, 3] > y0) & (b[:, 1] < y1))
-        ra, cb = a[rows, None, :], b[None, cols, :]
-        iw = (np.minimum(ra[..., 2], cb[..., 2]) - np.maximum(ra[..., 0], cb[..., 0])).clip(0)
-        ih = (np.minimum(ra[..., 3], cb[..., 3]) - np.maximum(ra[..., 1], cb[..., 1])).clip(0)
-        denom = area_a[rows, None]
-        if among_themselves:
-            denom = np.minimum(denom, area_b[None, cols])
-        hit = (iw * ih > threshold * denom) & (a_cls[rows, None] == b_cls[None, cols])
-        if among_themselves:
-            hit &= rows[:, None] != cols[None, :]
+        common = np.concatenate([np.maximum(a_seen[rows, None, :2], b_seen[None, cols, :2]),
+                                 np.minimum(a_seen[rows, None, 2:], b_seen[None, cols, 2:])], axis=2)
+        pa = _clip_to(a[rows, None, :], common)
+        pb = _clip_to(b[None, cols, :], common)
+        inter = _area(np.concatenate([np.maximum(pa[..., :2], pb[..., :2]), np.minimum(pa[..., 2:], pb[..., 2:])], 2))
+        union = _area(pa) + _area(pb) - inter
+        hit = (inter > threshold * union) & (union > 0) & (a_cls[rows, None] == b_cls[None, cols])
+        if other_tiles:
+            hit &= (a_seen[rows, None, :] != b_seen[None, cols, :]).any(2)
         r, c = np.nonzero(hit)
         ia.append(rows[r])
         ib.append(cols[c])
@@ -226,16 +242,28 @@ def _matches(a: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_cls: np.ndarray,
     return ia[order], ib[order]
 
 
-def _group_parts(boxes: np.ndarray, classes: np.ndarray, match: float) -> np.ndarray:
-    """Group parts (boxes (n, 4) xyxy, best first) -> (n,) index of each part's group leader
-    (its best part). Greedy rounds: each leader, best first, takes the untaken groups whose
-    boxes (around their parts) match its own; until a round merges nothing."""
-    label = np.arange(len(boxes))
+def _clip_to(boxes: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Boxes (..., 4) xyxy cut to areas (..., 4) xyxy (broadcast); empty where they miss."""
+    return np.concatenate([np.clip(boxes[..., :2], area[..., :2], area[..., 2:]),
+                           np.clip(boxes[..., 2:], area[..., :2], area[..., 2:])], axis=-1)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]).clip(0) * (boxes[..., 3] - boxes[..., 1]).clip(0)
+
+
+def _merge_groups(boxes: np.ndarray, seen: np.ndarray, classes: np.ndarray, label: np.ndarray,
+                  match: float) -> np.ndarray:
+    """Groups of parts (boxes (n, 4) xyxy, best first; seen: their tiles' areas; label: each
+    part's group as the index of its best part) -> the labels after merging groups that agree:
+    greedy rounds, each group seen as the box around its parts from the area around its
+    tiles, until a round merges nothing."""
     while True:
         leaders = np.unique(label)
-        around = _union_boxes(boxes, label)[leaders]
+        around, looked = _union_boxes(boxes, label)[leaders], _union_boxes(seen, label)[leaders]
         cls = classes[leaders]
-        lead = _group_greedily(*_matches(around, cls, around, cls, match, among_themselves=True), len(leaders))
+        lead = _group_greedily(*_agreeing(around, looked, cls, around, looked, cls, match, other_tiles=True),
+                               len(leaders))
         if (lead == np.arange(len(leaders))).all():
             return label
         label = leaders[lead[np.searchsorted(leaders, label)]]
