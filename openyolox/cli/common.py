@@ -28,6 +28,10 @@ def validate_model_args(args: argparse.Namespace) -> None:
         check_image_size(args.imgsz)
     if args.model and not Path(args.model).exists():
         canonical_name(args.model)
+    if getattr(args, "slice", None) is not None:
+        from openyolox.inference.slicing import SliceConfig
+
+        SliceConfig(args.slice, args.overlap, args.slice_full, args.slice_merge)  # raises ConfigError
 
 
 def check_device(device: str) -> str:
@@ -56,11 +60,23 @@ def check_file(path: Optional[str], what: str) -> Optional[str]:
     return path
 
 
+def add_slice_args(p: argparse.ArgumentParser) -> None:
+    """Sliced inference options (openyolox.inference.slicing), for predict and val."""
+    p.add_argument("--slice", type=int, metavar="PX", help="detect in PX x PX windows of the image (small objects "
+                   "in large images); default: the whole image at once")
+    p.add_argument("--overlap", type=float, default=0.2, help="share of a window its neighbours overlap (default 0.2)")
+    p.add_argument("--slice-full", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the whole image, downscaled, so large objects survive (default on)")
+    p.add_argument("--slice-merge", choices=["union", "nms"], default="union",
+                   help="objects cut by a window edge: unite their parts (default) or keep the best part")
+
+
 def load_detector(args: argparse.Namespace, conf: float, iou: float, class_agnostic: bool = False):
-    """A Detector from --model/--weights/--device/--imgsz/--half. ``--model`` may also be a
-    checkpoint (.pth) or an exported file; a model name without --weights uses the published
-    COCO weights (openyolox.inference.resolve)."""
+    """A Detector from --model/--weights/--device/--imgsz/--half (and the --slice options when
+    the command has them). ``--model`` may also be a checkpoint (.pth) or an exported file; a
+    model name without --weights uses the published COCO weights (openyolox.inference.resolve)."""
     from openyolox.inference.predictor import Detector
 
+    slicing = {k: getattr(args, k) for k in ("slice", "overlap", "slice_full", "slice_merge") if hasattr(args, k)}
     return Detector(args.model, weights=args.weights, device=args.device, conf=conf, iou=iou, imgsz=args.imgsz,
-                    class_agnostic=class_agnostic, half=args.half)
+                    class_agnostic=class_agnostic, half=args.half, **slicing)

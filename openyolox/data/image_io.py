@@ -65,7 +65,32 @@ def decode_image(path: PathLike) -> Tuple[np.ndarray, Optional[str]]:
     """:func:`read_image` without the warning: (image, note), where note says what was wrong
     with a file that was used anyway (None for an intact file)."""
     path = Path(path)
-    data = _read_bytes(path)
+    return _decode_data(_read_bytes(path), path)
+
+
+def decode_bytes(data: bytes, name: str) -> np.ndarray:
+    """:func:`read_image` for an encoded image already in memory (a download, standard input):
+    the same decoding, checks and warning; ``name`` (a URL, "<stdin>") stands for the file in
+    messages."""
+    if not data:
+        raise DataError(f"{name}: empty (0 bytes), not an image")
+    image, note = _decode_data(np.frombuffer(data, dtype=np.uint8), name)
+    if note is not None:
+        warnings.warn(f"{name}: {note}", ImageRepairedWarning, stacklevel=2)
+    return image
+
+
+def jpeg_end(buf: Union[bytes, bytearray, memoryview]) -> Optional[int]:
+    """The offset just past the end marker of the JPEG at the start of ``buf``, or None when
+    ``buf`` ends before it: splits a stream of concatenated JPEGs (an MJPEG pipe) into images."""
+    for marker, _, end in _jpeg_segments(buf):
+        if marker == 0xD9:
+            return end
+    return None
+
+
+def _decode_data(data: np.ndarray, path: Union[Path, str]) -> Tuple[np.ndarray, Optional[str]]:
+    """:func:`decode_image` of the bytes ``data`` (uint8 (N,)); ``path`` only names them."""
     if _is_jpeg(data) and not _jpeg_is_complete(data):
         end, note = _inspect_unterminated_jpeg(path, data.tobytes())
         if end is None:  # every pixel is there; Pillow, unlike OpenCV, decodes it without printing warnings

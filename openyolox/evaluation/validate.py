@@ -4,6 +4,7 @@ Used by `openyolox val`, `openyolox.evaluate` and (its runner) training.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -48,7 +49,8 @@ def validate(detector: Detector, split: DatasetSplit, batch_size: int = 8, worke
                                       "metric": round(1000 * (time.perf_counter() - t1) / max(len(split), 1), 3),
                                       "total": round(1000 * (t1 - t0) / max(len(split), 1), 3)}
     summary["settings"] = {"conf": detector.conf, "iou": detector.iou, "imgsz": list(detector.imgsz),
-                           "images": len(split)}
+                           "images": len(split),
+                           "slice": dataclasses.asdict(detector.slicing) if detector.slicing is not None else None}
     return summary, preds
 
 

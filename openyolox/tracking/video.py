@@ -11,12 +11,12 @@ turns ByteTrack into a one-stage tracker (TRACK_CONF is the default of ``openyol
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from openyolox.errors import ConfigError
 from openyolox.inference.predictor import Detector
+from openyolox.inference.results import class_indices as class_filter  # ids or names -> indices
 from openyolox.inference.sources import is_video, video_fps
 from openyolox.tracking.bytetrack import ByteTracker, Tracks
 
@@ -56,25 +56,6 @@ class TrackedFrame:
 
     def __len__(self) -> int:
         return len(self.tracks)
-
-
-def class_filter(classes: Optional[Sequence[Union[int, str]]], names: Sequence[str]) -> Optional[np.ndarray]:
-    """Class indices to keep from ids or names (None: all); ConfigError for an unknown one."""
-    if not classes:
-        return None
-    keep: List[int] = []
-    for c in classes:
-        if isinstance(c, str) and not c.isdigit():
-            if c not in names:
-                raise ConfigError(f"unknown class '{c}'; the model's classes are: {', '.join(names[:20])}"
-                                  f"{' ...' if len(names) > 20 else ''}")
-            keep.append(list(names).index(c))
-        else:
-            k = int(c)
-            if not 0 <= k < len(names):
-                raise ConfigError(f"class id {k} is outside 0..{len(names) - 1}")
-            keep.append(k)
-    return np.asarray(sorted(set(keep)), dtype=np.int64)
 
 
 def track_frames(detector: Detector, source: Any, tracker: Optional[ByteTracker] = None, batch_size: int = 1,

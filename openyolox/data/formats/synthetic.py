@@ -114,19 +114,25 @@ def generate_builtin(root: PathLike, num_train: Optional[int] = None, num_val: O
     return root
 
 
-def render_image(rng: np.random.Generator, width: int, height: int
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw one image -> (BGR uint8 (height, width, 3), boxes (N, 4) xyxy px, classes (N,) int64)."""
+def render_image(rng: np.random.Generator, width: int, height: int, sizes: Optional[Tuple[float, float]] = None,
+                 max_objects: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw one image -> (BGR uint8 (height, width, 3), boxes (N, 4) xyxy px, classes (N,) int64).
+
+    sizes: (min, max) shape extent in px, drawn log-uniformly (default: MIN_SIZE to
+    MAX_SIZE_FRACTION of the short side); 1..max_objects shapes are tried (default
+    MAX_OBJECTS; both read at call time). Other scales of the same world: benchmarks/slicing.py
+    draws small objects in large images."""
     canvas = _background(rng, width, height)
     owner = np.full((height, width), -1, np.int16)  # which object each pixel shows
     areas: List[int] = []    # pixels of each shape inside the image
     visible: List[int] = []  # of those, pixels not hidden by later shapes
     boxes: List[Tuple[int, int, int, int]] = []
     classes: List[int] = []
-    num_objects = int(rng.integers(1, MAX_OBJECTS + 1))
+    num_objects = int(rng.integers(1, (MAX_OBJECTS if max_objects is None else max_objects) + 1))
+    lo, hi = sizes if sizes is not None else (MIN_SIZE, MAX_SIZE_FRACTION * min(width, height))
     for _ in range(num_objects):
         cls = int(rng.integers(len(CLASS_NAMES)))
-        placed = _place_shape(rng, cls, width, height, owner, areas, visible)
+        placed = _place_shape(rng, cls, width, height, owner, areas, visible, (lo, hi))
         if placed is None:
             continue
         x0, y0, mask = placed
@@ -252,15 +258,16 @@ def _shape_polygons(rng: np.random.Generator, cls: int, size: float) -> List[np.
 
 
 def _place_shape(rng: np.random.Generator, cls: int, width: int, height: int, owner: np.ndarray,
-                 areas: List[int], visible: List[int], tries: int = 10) -> Optional[Tuple[int, int, np.ndarray]]:
-    """Pick size and position; -> (x0, y0, mask (h, w) bool in image coordinates) or None.
+                 areas: List[int], visible: List[int], sizes: Tuple[float, float],
+                 tries: int = 10) -> Optional[Tuple[int, int, np.ndarray]]:
+    """Pick size (log-uniform in ``sizes``, px) and position; -> (x0, y0, mask (h, w) bool in
+    image coordinates) or None.
 
     Positions that would hide too much of an earlier shape, or leave too little of this one
     inside the image, are rejected and re-drawn.
     """
-    max_size = MAX_SIZE_FRACTION * min(width, height)
     for _ in range(tries):
-        size = float(np.exp(rng.uniform(np.log(MIN_SIZE), np.log(max_size))))
+        size = float(np.exp(rng.uniform(np.log(sizes[0]), np.log(sizes[1]))))
         polys = _shape_polygons(rng, cls, size)
         lo, hi = polys[0].min(0), polys[0].max(0)
         ext = hi - lo
