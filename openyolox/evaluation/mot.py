@@ -25,9 +25,9 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from openyolox.errors import ConfigError, DataError
+from openyolox.typing import PathLike
 from openyolox.tracking.mot_io import check_unique_ids, read_mot
 
-PathLike = Union[str, Path]
 MotInput = Union[PathLike, np.ndarray]
 
 # The figures reported, in print order; percentages are fractions in [0, 1] in the dict.

@@ -18,14 +18,14 @@ import json
 import math
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Union
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
 from openyolox.atomic import atomic_write
 from openyolox.errors import DataError
+from openyolox.typing import PathLike
 
-PathLike = Union[str, Path]
 
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "score", "class", "visibility", "z")
 # Columns 7-10 are optional in files found in the wild; these fill the missing ones.

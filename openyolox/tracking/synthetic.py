@@ -32,16 +32,16 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from openyolox.data.formats.synthetic import CLASS_NAMES
 from openyolox.errors import DataError
+from openyolox.typing import PathLike
 from openyolox.tracking.mot_io import write_mot
 
-PathLike = Union[str, Path]
 SCENES: Dict[str, Callable] = {}
 
 
