@@ -41,7 +41,7 @@ VARIANTS = (("PyTorch eager", {"backend": "torch", "fuse": False}), ("PyTorch fu
 
 def _image() -> np.ndarray:
     from openyolox.data.image_io import read_image
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
 
     return read_image(load_split("builtin", "val").records[0].path)
 

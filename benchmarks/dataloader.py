@@ -12,7 +12,7 @@ float32 blend, HSV through int16 arrays, float32 CHW output.
 
 Prints one JSON line per size for ours ({"images_per_s": ..., "ms_per_batch": ...}), the
 reference-style numbers and the ratio. ``benchmark_dataloader`` (re-exported here) lives in
-``openyolox.data.dataset`` so that the installed ``openyolox benchmark dataloader`` can call it.
+``openyolox.bench.dataloader`` so that the installed ``openyolox benchmark dataloader`` can call it.
 """
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from openyolox.config import ModelConfig, get_preset
-from openyolox.data.dataset import BatchTimer, TrainDataset, benchmark_dataloader, build_train_loader
+from openyolox.bench.dataloader import BatchTimer, benchmark_dataloader
+from openyolox.data.dataset import TrainDataset
+from openyolox.data.loader import build_train_loader
 from openyolox.data.image_io import read_image
 from openyolox.data.records import DatasetSplit, ImageRecord
 
@@ -247,7 +249,7 @@ def load_benchmark_split(data: str, tmp: Path) -> DatasetSplit:
     """The builtin train split when asked for (and loadable), else generated JPEGs."""
     if data == "builtin":
         try:
-            from openyolox.data.sources import load_split
+            from openyolox.data.layouts import load_split
             return load_split("builtin", "train")
         except Exception as err:  # the builtin set is optional here
             print(f"builtin dataset unavailable ({err}); using generated images", file=sys.stderr)

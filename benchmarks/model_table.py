@@ -21,7 +21,7 @@ from openyolox.config import PRESETS  # noqa: E402
 from openyolox.models.profile import count_gflops, count_parameters  # noqa: E402
 from openyolox.models.yolox import create_model  # noqa: E402
 
-# YOLOX_SPEC.md section 1 (the report / reference README table)
+# docs/yolox.md section 1 (the report / reference README table)
 PUBLISHED = {"yolox-nano": (0.91, 1.08, 25.8), "yolox-tiny": (5.06, 6.45, 32.8), "yolox-s": (9.0, 26.8, 40.5),
              "yolox-m": (25.3, 73.8, 46.9), "yolox-l": (54.2, 155.6, 49.7), "yolox-x": (99.1, 281.9, 51.1),
              "yolox-darknet53": (63.7, 185.3, 47.7)}

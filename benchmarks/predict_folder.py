@@ -50,7 +50,7 @@ def main() -> None:
     import torch
 
     from openyolox.checkpoint import save_checkpoint
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.models.yolox import create_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-predict-"))

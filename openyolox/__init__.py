@@ -1,8 +1,8 @@
 """openyolox: YOLOX object detection in plain PyTorch.
 
-Public API: build_model, load_weights, Detector, Detections, train, evaluate.
+Public API: build_model, load_weights, Detector, Detections, train, evaluate, Tracker.
 """
-__version__ = "0.1.0"
+from openyolox.version import __version__  # noqa: F401
 
 _API = {
     "build_model": "openyolox.api",
@@ -11,6 +11,7 @@ _API = {
     "Detections": "openyolox.api",
     "train": "openyolox.api",
     "evaluate": "openyolox.api",
+    "Tracker": "openyolox.tracking",
 }
 
 

@@ -39,7 +39,7 @@ def evaluate(model, data: str = "builtin", split: str = "val", imgsz=None, conf:
     (with ``weights``) or an exported file, on a split of ``data``. Writes metrics.json,
     predictions.json and plots to ``out`` when given. ``backend``: as for Detector (a Detector
     passed in keeps its own). Returns the metrics dict."""
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.evaluation.validate import validate, write_outputs
 
     if isinstance(model, CoreDetector):  # its back-end, at the evaluation thresholds

@@ -18,8 +18,7 @@ from torch import nn
 
 from openyolox.atomic import atomic_write
 from openyolox.errors import CheckpointError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 
 def _numpy_safe_globals() -> list:

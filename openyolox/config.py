@@ -1,7 +1,7 @@
-"""Named model presets and plain-value configuration (YOLOX_SPEC.md sections 1, 6, 7)."""
+"""Named model presets and plain-value configuration (docs/yolox.md sections 1, 6, 7)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Dict, Tuple
 
 from openyolox.errors import ConfigError

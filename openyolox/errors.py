@@ -44,3 +44,9 @@ def user_message(exc: BaseException) -> str:
         if at >= 0:
             return text[at + len(name):].strip()
     return text.strip().splitlines()[-1]
+
+
+class ImageRepairedWarning(UserWarning):
+    """An image file is damaged in a way that loses no pixel (e.g. a JPEG whose last bytes, the
+    end marker, are cut off) and was used as if it were whole. ``openyolox check-data`` lists
+    such files as warnings and ``--fix-out`` writes them complete."""

@@ -38,12 +38,14 @@ import urllib.request
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Union
+from typing import Callable, Dict, Iterator, Optional
 from urllib.parse import urlparse
 
 from openyolox.atomic import write_text_atomic
+from openyolox.cache import ENV_HOME, cache_dir
 from openyolox.config import PRESETS, canonical_name
 from openyolox.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from openyolox.typing import PathLike
 
 try:
     import fcntl
@@ -66,7 +68,6 @@ RELEASE_FILES: Dict[str, str] = {
 }
 assert set(RELEASE_FILES) == set(PRESETS), "every preset has published weights"
 
-ENV_HOME = "OPENYOLOX_HOME"
 ENV_URL = "OPENYOLOX_WEIGHTS_URL"
 ENV_TIMEOUT = "OPENYOLOX_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
@@ -76,22 +77,8 @@ _NET_CHUNK = 1 << 16  # network reads: a progress bar that moves, an exact count
 _MISSING = "missing"
 _URL_SCHEMES = ("http", "https", "file", "ftp")
 
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 # ----------------------------------------------------------------------------- names and places
-
-
-def cache_dir() -> Path:
-    """``$OPENYOLOX_HOME``, else ``$XDG_CACHE_HOME/openyolox``, else the platform user cache
-    (``%LOCALAPPDATA%\\openyolox`` on Windows, ``~/.cache/openyolox`` elsewhere)."""
-    for var, sub in ((ENV_HOME, ""), ("XDG_CACHE_HOME", "openyolox")):
-        value = os.environ.get(var)
-        if value:
-            return Path(value).expanduser() / sub
-    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "openyolox"
-    return Path.home() / ".cache" / "openyolox"
 
 
 def weights_dir() -> Path:
@@ -303,7 +290,7 @@ def _load_problem(model: str, path: Path) -> Optional[str]:
 
 
 def _make_record(model: str, path: Path, filename: str, url: Optional[str], digest: str) -> dict:
-    from openyolox import __version__
+    from openyolox.version import __version__
 
     stat = path.stat()  # of the part file before the rename: a rename keeps size and mtime
     return {"file": filename, "model": model, "url": url, "size": stat.st_size, "sha256": digest,

@@ -1,5 +1,7 @@
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,20 +12,16 @@ from openyolox.models.yolox import create_model
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import golden  # noqa: E402
 
+# The test session never touches the user's cache nor the network: a private cache folder, and a
+# weights mirror where nothing listens, so a test that forgets weights="none" fails at once
+# (tests that fetch weights point OPENYOLOX_WEIGHTS_URL at their own server or folder).
+_HOME = tempfile.mkdtemp(prefix="openyolox-tests-")
+os.environ["OPENYOLOX_HOME"] = _HOME
+os.environ["OPENYOLOX_WEIGHTS_URL"] = "http://127.0.0.1:9/"
 
-@pytest.fixture(scope="session", autouse=True)
-def private_cache_home(tmp_path_factory):
-    """OPENYOLOX_HOME in a temporary folder for the whole run: the automatic back-end's export
-    cache (openyolox.export.auto) and published weights never touch the user's cache. Shared by
-    all tests, so one export of a model serves every test that runs it."""
-    home = tmp_path_factory.mktemp("openyolox_home")
-    before = os.environ.get("OPENYOLOX_HOME")
-    os.environ["OPENYOLOX_HOME"] = str(home)
-    yield home
-    if before is None:
-        os.environ.pop("OPENYOLOX_HOME", None)
-    else:
-        os.environ["OPENYOLOX_HOME"] = before
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from openyolox.data.letterbox import letterbox
+from openyolox.data.transforms import letterbox
 from openyolox.export.verify import output_errors
 from openyolox.models.yolox import create_model
 

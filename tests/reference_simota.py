@@ -1,7 +1,7 @@
 """Slow reference for SimOTA and the YOLOX loss: one image at a time, one GT at a time.
 
 This is the yardstick for `openyolox.training.simota` / `openyolox.training.loss`, not library
-code. It follows YOLOX_SPEC.md sections 4 and 5 literally, in the order the reference YOLOX
+code. It follows docs/yolox.md sections 4 and 5 literally, in the order the reference YOLOX
 computes things (per image: geometry prior -> candidates -> IoU and cost per GT -> dynamic k
 -> top-k per GT -> conflicts -> targets), and deliberately shares no code with the batched
 version: its own IoU, and the class cost as a plain BCE against an explicit one-hot target.

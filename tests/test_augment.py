@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from openyolox.data import augment as A
+from openyolox.data.transforms import letterbox_with_boxes
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255),
            (20, 20, 20), (240, 240, 240)]
@@ -260,7 +261,7 @@ def test_targets_are_cxcywh_padded_and_capped_at_120():
 
 def test_letterbox_with_boxes_scales_boxes():
     img = rect_image(100, 200, [(20, 10, 60, 50, (0, 255, 0))])
-    canvas, boxes, r = A.letterbox_with_boxes(img, np.array([[20, 10, 60, 50]], np.float32), (320, 320))
+    canvas, boxes, r = letterbox_with_boxes(img, np.array([[20, 10, 60, 50]], np.float32), (320, 320))
     assert r == pytest.approx(1.6) and canvas.shape == (320, 320, 3)
     np.testing.assert_allclose(boxes, [[32, 16, 96, 80]])
     assert colour_fraction(canvas, boxes[0], (0, 255, 0)) > 0.9

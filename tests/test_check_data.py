@@ -17,9 +17,11 @@ from fixtures_data import make_tiny_dataset, write_coco, write_voc, write_yolo  
 from openyolox.cli import main  # noqa: E402
 from openyolox.data.checks import (bad_box_mask, check_dataset, check_split, drop_bad_samples,  # noqa: E402
                                    write_clean_copy)
+from openyolox.data.image_io import decode_image  # noqa: E402
 from openyolox.data.records import DatasetSplit, ImageRecord  # noqa: E402
-from openyolox.data.sources import load_split  # noqa: E402
+from openyolox.data.layouts import load_split  # noqa: E402
 from openyolox.errors import DataError  # noqa: E402
+from openyolox.training.trainer import prepare_split  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,9 @@ def test_quick_check_reads_no_images_and_trainer_helpers(tmp_path, tiny):
     root = bad_coco(tmp_path / "coco", tiny)
     report = check_dataset(root, full=False)
     kinds = by_kind(report)
-    assert "unreadable-image" not in kinds and "size-mismatch" not in kinds and "box-outside" in kinds
+    assert "size-mismatch" not in kinds and "box-outside" in kinds  # no image is decoded, but the JPEG
+    (cut,) = kinds["unreadable-image"]                               # cut short shows in its last bytes
+    assert cut.path.endswith(f"{tiny[5].name}.jpg") and "rows missing" in cut.detail
 
     # the trainer's path: the strict reader, then check_split / drop_bad_samples
     root2 = write_coco(tmp_path / "coco2", tiny, splits=("train",))
@@ -281,3 +285,112 @@ def test_cli_one_line_errors_in_subprocess(tmp_path):
         assert proc.returncode == 1
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("openyolox check-data: error:") and message in lines[0]
+
+
+def _coco_edit(root, edit):
+    ann_file = root / "annotations" / "instances_train.json"
+    ann = json.loads(ann_file.read_text())
+    edit(ann)
+    ann_file.write_text(json.dumps(ann))
+
+
+@pytest.mark.parametrize("edit, kind, text", [
+    (lambda a: a["annotations"][0].update(category_id=99), "unknown-category", "category_id 99"),
+    (lambda a: a["annotations"][0].update(bbox=[1, 2, 3]), "bad-annotation", "bbox [1, 2, 3]"),
+    (lambda a: a["annotations"][0].pop("bbox"), "bad-annotation", "needs 'image_id', 'category_id' and 'bbox'"),
+])
+def test_coco_annotation_problems_name_their_image(tmp_path, tiny, edit, kind, text):
+    """check-data (lenient) and training (strict) both say which image a bad annotation is of."""
+    root = write_coco(tmp_path / "coco", tiny, splits=("train",))
+    _coco_edit(root, edit)
+    first_image = f"{tiny[0].name}.jpg"  # annotations[0] belongs to image id 1 = tiny[0]
+    (issue,) = by_kind(check_dataset(root))[kind]
+    assert issue.path == str(root / "annotations" / "instances_train.json")
+    assert text in issue.detail and f"(image {first_image})" in issue.detail and issue.detail.endswith("; skipped")
+    with pytest.raises(DataError, match=rf"instances_train.json: .*\(image {first_image}\)"):
+        load_split(root, "train")
+
+
+def test_voc_object_problems_name_their_image(tmp_path, tiny):
+    root = write_voc(tmp_path / "voc", tiny, splits=("train",))
+    (root / "classes.txt").write_text("circle\nsquare\ntriangle\n")
+    xml0 = root / "Annotations" / f"{tiny[0].name}.xml"
+    text = xml0.read_text()
+    first = text.index("<name>") + len("<name>")
+    xml0.write_text(text[:first] + "zebra" + text[text.index("</name>", first):])
+    xml2 = root / "Annotations" / f"{tiny[2].name}.xml"
+    xml2.write_text(xml2.read_text().replace("<xmin>", "<xmin>abc", 1))
+    kinds = by_kind(check_dataset(root))
+    (unknown,) = kinds["unknown-class"]
+    assert unknown.path == f"{xml0}:10" and f"in image {tiny[0].name}.jpg" in unknown.detail
+    (bad,) = kinds["bad-annotation"]
+    assert bad.path == str(xml2) and f"of image {tiny[2].name}.jpg needs numeric" in bad.detail
+    with pytest.raises(DataError, match=rf"{tiny[0].name}.xml:10: class 'zebra' .* in image {tiny[0].name}.jpg"):
+        load_split(root, "train")
+
+
+def test_yolo_row_problems_name_their_image(tmp_path, tiny):
+    yaml_path = write_yolo(tmp_path / "yolo", tiny, splits=("train",))
+    labels = tmp_path / "yolo" / "labels" / "train"
+    (labels / f"{tiny[0].name}.txt").write_text("7 0.5 0.5 0.2 0.2\n")
+    (labels / f"{tiny[2].name}.txt").write_text("0 0.5 0.5\n")
+    kinds = by_kind(check_dataset(yaml_path))
+    (oor,) = kinds["class-out-of-range"]
+    assert oor.path == f"{labels / tiny[0].name}.txt:1" and f"(image {tiny[0].name}.jpg)" in oor.detail
+    (bad,) = kinds["bad-annotation"]
+    assert bad.path == f"{labels / tiny[2].name}.txt:1" and f"(image {tiny[2].name}.jpg)" in bad.detail
+    with pytest.raises(DataError, match=rf"{tiny[0].name}.txt:1: class id 7 .*\(image {tiny[0].name}.jpg\)"):
+        load_split(yaml_path, "train")
+
+
+# ----------------------------------------------------------------------------- images cut short (issue 15.8)
+
+
+def cut_images(root: Path, tiny) -> tuple:
+    """tiny[0] loses its last 2 bytes (the JPEG end marker: every pixel is still there),
+    tiny[3] half of its bytes (rows missing); -> (path of the first, path of the second)."""
+    whole, half = root / f"{tiny[0].name}.jpg", root / f"{tiny[3].name}.jpg"
+    whole.write_bytes(whole.read_bytes()[:-2])
+    half.write_bytes(half.read_bytes()[:len(half.read_bytes()) // 2])
+    return whole, half
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_check_data_tells_a_lost_end_marker_from_missing_rows(tmp_path, tiny, full):
+    root = write_coco(tmp_path / "coco", tiny, splits=("train",))
+    no_end, half = cut_images(root / "train", tiny)
+    kinds = by_kind(check_dataset(root, full=full))
+    (warning,) = kinds["image-truncated-trailer"]
+    assert warning.path == str(no_end) and warning.severity == "warning" and "end marker" in warning.detail
+    (error,) = kinds["unreadable-image"]
+    assert error.path == str(half) and error.severity == "error"
+    assert "rows missing" in error.detail and f"of {tiny[3].height} rows" in error.detail
+
+
+def test_fix_out_completes_a_jpeg_without_end_marker(tmp_path, tiny, capsys):
+    root = write_coco(tmp_path / "coco", tiny, splits=("train",))
+    no_end, half = cut_images(root / "train", tiny)
+    out = tmp_path / "fixed"
+    assert main(["check-data", str(root), "--fix-out", str(out)]) == 1  # the input has an error
+    text = capsys.readouterr().out
+    assert "repaired 1 JPEG(s) that had lost their end marker" in text and "dropped 1 image(s)" in text
+    fixed = out / "train" / no_end.name
+    assert fixed.read_bytes()[-2:] == b"\xff\xd9" and decode_image(fixed)[1] is None  # reads strictly
+    assert not (out / "train" / half.name).exists()
+    assert main(["check-data", str(out)]) == 0
+    assert "0 error(s), 0 warning(s)" in capsys.readouterr().out
+
+
+def test_training_stops_on_missing_rows_or_drops_them_with_skip_bad(tmp_path, tiny):
+    """The check before the first step (trainer.prepare_split) finds a JPEG cut short."""
+    root = write_coco(tmp_path / "coco", tiny, splits=("train",))
+    no_end, half = cut_images(root / "train", tiny)
+    with pytest.raises(DataError, match=rf"1 problem\(s\) in the train split(.|\n)*{half}: unreadable-image: "
+                                        rf"cannot decode image: truncated JPEG, \d+ of {tiny[3].height} rows missing"):
+        prepare_split(str(root), "train", skip_bad=False, log=print)
+    logged = []
+    split = prepare_split(str(root), "train", skip_bad=True, log=logged.append)
+    assert [r.path.name for r in split.records] == [f"{t.name}.jpg" for i, t in enumerate(tiny) if i != 3]
+    assert any("dropped 1 image(s)" in line for line in logged), logged
+    cleaned, images, boxes = drop_bad_samples(load_split(root, "train"))
+    assert (images, boxes) == (1, 0) and no_end in [r.path for r in cleaned.records]  # only a warning

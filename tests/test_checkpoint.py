@@ -126,3 +126,13 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(path, {"model": {"w": torch.zeros(2)}})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pth"]  # no temp file left behind
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    from openyolox.atomic import write_text_atomic
+
+    import openyolox.atomic as atomic
+
+    path = write_text_atomic(tmp_path / "metrics.json", "{}")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK   # as open() would create it
+    assert (tmp_path / "plain").open("w") and (tmp_path / "plain").stat().st_mode & 0o777 == path.stat().st_mode & 0o777

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from openyolox.config import get_preset
-from openyolox.data.dataset import (EvalDataset, SampleKey, TrainDataset, TrainSampler, build_eval_loader,
-                                    build_train_loader, multiscale_size_range, random_size, resize_batch)
-from openyolox.data.letterbox import letterbox
+from openyolox.data.dataset import EvalDataset, SampleKey, TrainDataset
+from openyolox.data.loader import TrainSampler, build_eval_loader, build_train_loader
 from openyolox.data.records import DatasetSplit, ImageRecord
+from openyolox.data.transforms import letterbox
+from openyolox.errors import DataError
+from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
 SIZES = [(120, 160), (200, 90), (96, 96), (150, 300), (64, 100), (180, 140)]  # (h, w)
@@ -74,10 +76,10 @@ def assert_boxes_show_their_colour(image_chw, targets, min_fraction=0.5):
 
 def test_sample_format(split):
     ds = TrainDataset(split, SIZE, mixup=True, seed=1)
-    image, targets, image_id, orig_hw = ds[0]
+    image, targets, image_id, orig_hw, dropped = ds[0]
     assert image.shape == (3, 128, 128) and image.dtype == np.uint8 and image.flags.c_contiguous
     assert targets.shape == (120, 5) and targets.dtype == np.float32
-    assert image_id == 0 and orig_hw == (120, 160)
+    assert image_id == 0 and orig_hw == (120, 160) and dropped == ()
     valid = targets[:, 3] > 0
     assert (targets[~valid] == 0).all()
     assert (targets[valid, 3:] > 1).all()
@@ -109,7 +111,7 @@ def test_augmented_boxes_follow_pixels(split):
 def test_no_aug_path_equals_letterbox(split):
     ds = TrainDataset(split, SIZE, enable_aug=False, flip_prob=0.0, hsv_prob=0.0)
     for i, rec in enumerate(split.records):
-        image, targets, _, _ = ds[i]
+        image, targets, _, _, _ = ds[i]
         expected, r = letterbox(cv2.imread(str(rec.path)), SIZE)
         np.testing.assert_array_equal(image, expected.transpose(2, 0, 1))
         boxes, classes = targets_to_boxes(targets)
@@ -121,7 +123,7 @@ def test_no_aug_path_equals_letterbox(split):
 def test_no_aug_flip_keeps_padding_and_boxes_follow(split):
     ds = TrainDataset(split, SIZE, enable_aug=False, flip_prob=1.0, hsv_prob=0.0)
     rec = split.records[3]                          # 150 x 300: padding below the content
-    image, targets, _, _ = ds[3]
+    image, targets, _, _, _ = ds[3]
     expected, r = letterbox(cv2.imread(str(rec.path)), SIZE)
     h, w = int(rec.height * r), int(rec.width * r)
     expected[:h, :w] = expected[:h, :w, :][:, ::-1]
@@ -174,6 +176,72 @@ def test_from_config_uses_preset_defaults(split):
     ds = TrainDataset.from_config(split, get_preset("yolox-nano"))
     assert ds.img_size == (416, 416) and ds.mosaic_prob == 0.5 and not ds.mixup
     assert ds.mosaic_scale == (0.5, 1.5)
+
+
+# --------------------------------------------------------------------------- unreadable images mid-run (issue 15.8)
+
+def cut_to_half_jpeg(split, i):
+    """Image i becomes a JPEG cut at half of its bytes (a copy interrupted after the check)."""
+    rec = split.records[i]
+    ok, data = cv2.imencode(".jpg", cv2.imread(str(rec.path)))
+    rec.path.unlink()
+    rec.path = rec.path.with_suffix(".jpg")
+    rec.path.write_bytes(data.tobytes()[:len(data) // 2])
+    return str(rec.path)
+
+
+def test_unreadable_image_is_replaced_by_the_next_and_reported_once(split):
+    ds = TrainDataset(split, SIZE, enable_aug=False, flip_prob=0.0, hsv_prob=0.0)
+    expected = ds[3]
+    split.records[2].path.unlink()                       # deleted mid-run
+    sample = ds[2]
+    assert sample.dropped == (str(split.records[2].path),)
+    assert np.array_equal(sample.image, expected.image) and np.array_equal(sample.targets, expected.targets)
+    assert sample.image_id == 3 and sample.orig_hw == expected.orig_hw
+    again = ds[2]                                        # known now: not tried (nor reported) again
+    assert again.dropped == () and np.array_equal(again.image, expected.image)
+    cut = cut_to_half_jpeg(split, 5)                     # cut short mid-run; the last one wraps to 0
+    wrapped = ds[5]
+    assert wrapped.dropped == (cut,) and np.array_equal(wrapped.image, ds[0].image)
+
+
+def test_mosaic_and_mixup_survive_unreadable_images_deterministically(split):
+    kwargs = dict(img_size=SIZE, mixup=True, mixup_prob=1.0, seed=5)
+    keys = [SampleKey(i, e, True) for e in range(4) for i in range(len(split))]
+    gone = str(split.records[1].path)
+    split.records[1].path.unlink()
+    cut = cut_to_half_jpeg(split, 4)
+    samples = [TrainDataset(split, **kwargs)[k] for k in keys]       # a fresh dataset (process) per sample
+    dropped = {p for s in samples for p in s.dropped}
+    assert dropped == {gone, cut}
+    ds = TrainDataset(split, **kwargs)                               # one process: each file reported once
+    again = [ds[k] for k in keys]
+    assert sorted(p for s in again for p in s.dropped) == sorted(dropped)
+    for a, b in zip(samples, again):                                 # same samples either way
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.targets, b.targets)
+    plain = TrainDataset(split, SIZE, mosaic_scale=(0.5, 1.5), mixup=False, hsv_prob=0.0, seed=0)
+    # the labels are the replacement's: boxes still show their colour (wrong labels show ~0 of it)
+    assert sum(assert_boxes_show_their_colour(plain[k].image, plain[k].targets, 0.4) for k in keys) > 20
+
+
+def test_ram_cache_and_loader_workers_carry_dropped_paths(split):
+    gone = str(split.records[0].path)
+    split.records[0].path.unlink()                       # unreadable already when the cache is filled
+    ds = TrainDataset(split, SIZE, cache="ram", seed=2)
+    batches = list(build_train_loader(ds, batch_size=3, workers=2, seed=2))
+    assert len(batches) == 2
+    assert {p for b in batches for p in b.dropped} == {gone}
+    with pytest.raises(DataError):
+        ds.load_image(0)
+
+
+def test_no_readable_image_left_is_an_error(tmp_path):
+    split = write_split(tmp_path, sizes=SIZES[:2], empty=(), crowd=())
+    ds = TrainDataset(split, SIZE, enable_aug=False)
+    for rec in split.records:
+        rec.path.unlink()
+    with pytest.raises(DataError, match="none of the 2 images of split 'test' can be read any more"):
+        ds[0]
 
 
 # --------------------------------------------------------------------------- loaders

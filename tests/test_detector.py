@@ -9,7 +9,7 @@ from PIL import Image
 
 import openyolox
 from openyolox.checkpoint import save_checkpoint
-from openyolox.data.letterbox import letterbox
+from openyolox.data.transforms import letterbox
 from openyolox.errors import CheckpointError, ConfigError, DataError
 from openyolox.inference.postprocess import postprocess
 from openyolox.models.yolox import create_model

@@ -17,7 +17,7 @@ def test_two_process_gloo_training(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "openyolox", "train", "--data", str(data), "--epochs", "2", "--batch", "4", "--imgsz", "64",
-           "--workers", "0", "--warmup-epochs", "1", "--no-aug-epochs", "1", "--eval-interval", "1",
+           "--workers", "0", "--weights", "none", "--warmup-epochs", "1", "--no-aug-epochs", "1", "--eval-interval", "1",
            "--no-multiscale", "--no-progress", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -258,7 +258,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def test_same_metrics_from_coco_voc_and_yolo_layouts(tmp_path):
     fixtures = pytest.importorskip("fixtures_data")
-    sources = pytest.importorskip("openyolox.data.sources")
+    sources = pytest.importorskip("openyolox.data.layouts")
     paths = fixtures.write_all(tmp_path)
     rng = np.random.default_rng(1)
     # Predictions keyed by file stem: jittered GT (tight to loose, some wrong class) + noise.

@@ -11,7 +11,7 @@ import pytest
 
 from openyolox.data.formats import synthetic
 from openyolox.data.formats.voc import VOC_CLASSES
-from openyolox.data.sources import detect_layout, load_split
+from openyolox.data.layouts import detect_layout, load_split
 from openyolox.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -313,7 +313,7 @@ def test_builtin_generation_is_atomic(tmp_path, monkeypatch):
 
 
 def test_builtin_via_load_split(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENYOLOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENYOLOX_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(synthetic, "NUM_TRAIN", 4)
     monkeypatch.setattr(synthetic, "NUM_VAL", 2)
     train = load_split("builtin", "train")
@@ -324,3 +324,15 @@ def test_builtin_via_load_split(tmp_path, monkeypatch):
     (root / "meta.json").unlink()
     with pytest.raises(DataError, match="not a complete built-in dataset"):
         load_split("builtin", "val")
+
+
+def test_strict_and_lenient_readers_agree(tmp_path, tiny):
+    """One reader path: what check-data reports (lenient) is what training refuses (strict)."""
+    root = write_voc(tmp_path / "v", tiny, splits=("train",))
+    ids = root / "ImageSets" / "Main" / "train.txt"
+    ids.write_text(ids.read_text() + f"{tiny[0].name}\n")
+    problems = []
+    assert len(load_split(root, "train", problems=problems)) == len(tiny)
+    assert [(kind, "listed more than once" in detail) for _, kind, detail in problems] == [("duplicate-image-id", True)]
+    with pytest.raises(DataError, match=f"'{tiny[0].name}' is listed more than once"):
+        load_split(root, "train")

@@ -1,13 +1,16 @@
 """read_image / read_image_size on the image variants real datasets contain."""
 from __future__ import annotations
 
+import io
+import warnings
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from openyolox.data.image_io import read_image, read_image_size
-from openyolox.errors import DataError
+from openyolox.data.image_io import complete_jpeg, decode_image, probe_image, read_image, read_image_size
+from openyolox.errors import DataError, ImageRepairedWarning
 
 
 def _rgb(h=48, w=64, seed=0) -> np.ndarray:
@@ -122,8 +125,121 @@ def test_jpeg_with_padding_or_trailer_is_fine(tmp_path):
     reference = cv2.imdecode(data, cv2.IMREAD_COLOR)
     (tmp_path / "pad.jpg").write_bytes(data.tobytes() + b"\x00" * 10)
     (tmp_path / "trailer.jpg").write_bytes(data.tobytes() + b"ftypmp42" * 100)  # "motion photo"
-    assert np.array_equal(read_image(tmp_path / "pad.jpg"), reference)
-    assert np.abs(read_image(tmp_path / "trailer.jpg").astype(int) - reference).max() <= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ImageRepairedWarning: nothing is missing
+        assert np.array_equal(read_image(tmp_path / "pad.jpg"), reference)
+        assert np.abs(read_image(tmp_path / "trailer.jpg").astype(int) - reference).max() <= 2
+    assert probe_image(tmp_path / "pad.jpg") is None and probe_image(tmp_path / "trailer.jpg") is None
+
+
+# ----------------------------------------------------------------------------- JPEGs cut short (issue 15.8)
+
+
+def _noisy_jpeg(progressive=False, exif=None, gray=False) -> bytes:
+    """A 120x160 JPEG whose pixel data fills most of the file (noise compresses badly)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels[:, :, 0] if gray else pixels)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, progressive=progressive, **({"exif": exif} if exif else {}))
+    return out.getvalue()
+
+
+def _rotated_exif():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif
+
+
+JPEG_KINDS = {"baseline": {}, "progressive": {"progressive": True}, "exif-rotated": {"exif": _rotated_exif()},
+              "progressive-exif": {"progressive": True, "exif": _rotated_exif()}, "gray": {"gray": True}}
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+@pytest.mark.parametrize("cut", [1, 2])  # "D9", or the whole end marker "FF D9"
+def test_jpeg_without_end_marker_is_used_with_a_warning(tmp_path, kind, cut):
+    data = _noisy_jpeg(**JPEG_KINDS[kind])
+    whole, path = tmp_path / "whole.jpg", tmp_path / "no_end.jpg"
+    whole.write_bytes(data)
+    path.write_bytes(data[:-cut])
+    with pytest.warns(ImageRepairedWarning, match=r"no_end.jpg: the JPEG end marker \(FF D9\) is missing"):
+        image = read_image(path)
+    assert np.array_equal(image, read_image(whole))  # every pixel, EXIF rotation applied
+    note = probe_image(path)
+    assert note is not None and "end marker" in note and decode_image(path)[1] == note
+    fixed = tmp_path / "fixed.jpg"
+    fixed.write_bytes(complete_jpeg(path.read_bytes()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(read_image(fixed), image)
+    assert probe_image(fixed) is None
+
+
+def test_jpeg_with_padding_before_a_missing_end_marker(tmp_path):
+    """Some writers pad before the end marker; a file that lost its last 20 bytes there is
+    whole, and its repaired copy drops the padding (decoders warn about it)."""
+    data = _noisy_jpeg()
+    path = tmp_path / "padded.jpg"
+    path.write_bytes((data[:-2] + b"\x00" * 30 + b"\xff\xd9")[:-20])
+    with pytest.warns(ImageRepairedWarning):
+        image = read_image(path)
+    assert np.array_equal(image, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    assert complete_jpeg(path.read_bytes()) == data
+
+
+@pytest.mark.parametrize("kind", ["baseline", "exif-rotated", "gray"])
+@pytest.mark.parametrize("keep", [0.5, 0.97])
+def test_jpeg_cut_in_its_pixel_data_is_an_error_saying_how_many_rows(tmp_path, kind, keep):
+    data = _noisy_jpeg(**JPEG_KINDS[kind])
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(DataError, match=r"cut.jpg: cannot decode image: truncated JPEG, \d+ of 120 rows missing") \
+            as err:
+        read_image(path)
+    missing = int(str(err.value).split("truncated JPEG, ")[1].split(" of")[0])
+    expected = 120 * (1 - keep)  # noise: bytes are spread evenly over the rows
+    assert abs(missing - expected) <= 16, (missing, expected)
+    with pytest.raises(DataError) as probed:
+        probe_image(path)
+    assert str(probed.value) == str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["progressive", "progressive-exif"])
+def test_progressive_jpeg_cut_is_an_error(tmp_path, kind):
+    """Later scans refine every row: a progressive JPEG cut short lacks detail everywhere."""
+    data = _noisy_jpeg(**JPEG_KINDS[kind])
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(DataError, match=r"cut.jpg: .*truncated progressive JPEG, all 120 rows incomplete: the data "
+                                        r"stops inside scan \d+"):
+        read_image(path)
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+    assert len(starts) > 3
+    path.write_bytes(data[:starts[3]])  # between two scans: each decodes fully, so only the scans tell
+    with pytest.raises(DataError, match="all 120 rows incomplete: the data stops after scan 3"):
+        read_image(path)
+    with pytest.raises(DataError, match="all 120 rows incomplete"):
+        probe_image(path)
+
+
+def test_probe_reads_tails(tmp_path):
+    ok, png = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    (tmp_path / "ok.png").write_bytes(png.tobytes())
+    (tmp_path / "cut.png").write_bytes(png.tobytes()[:-100])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert probe_image(tmp_path / "ok.png") is None
+    with pytest.raises(DataError, match="cut.png"):
+        probe_image(tmp_path / "cut.png")
+    with pytest.raises(DataError, match="empty.jpg: image file is empty"):
+        probe_image(tmp_path / "empty.jpg")
+    with pytest.raises(DataError, match="gone.jpg: image file not found"):
+        probe_image(tmp_path / "gone.jpg")
+
+
+def test_header_size_behind_a_big_exif_block(tmp_path):
+    exif = _rotated_exif()
+    exif[0x010E] = "x" * 20000  # ImageDescription: pushes the frame header past the first 8 KB read
+    Image.fromarray(_rgb(30, 50)).save(tmp_path / "big.jpg", exif=exif)
+    assert read_image_size(tmp_path / "big.jpg") == (30, 50)
 
 
 def test_truncated_png_raises(tmp_path):

@@ -15,7 +15,7 @@ from fixtures_data import make_tiny_dataset, write_coco  # noqa: E402
 
 from openyolox.checkpoint import load_checkpoint  # noqa: E402
 
-ARGS = ["--epochs", "2", "--batch", "2", "--imgsz", "64", "--workers", "0", "--warmup-epochs", "1",
+ARGS = ["--weights", "none", "--epochs", "2", "--batch", "2", "--imgsz", "64", "--workers", "0", "--warmup-epochs", "1",
         "--no-aug-epochs", "1", "--eval-interval", "2", "--no-multiscale", "--no-progress", "--save-every", "1"]
 KILL_AT = 4  # of 12 iterations (6 per epoch): the middle of epoch 1
 

@@ -23,7 +23,7 @@ def step(self, batch):
     return out
 Trainer.train_step = step
 # built-in data, 128 px, batch 8: 150 iterations per epoch; 7 epochs > 1,000 iterations
-cfg = TrainConfig(out=sys.argv[1], epochs=7, batch=8, imgsz=128, eval_interval=100, no_aug_epochs=1,
+cfg = TrainConfig(out=sys.argv[1], weights="none", epochs=7, batch=8, imgsz=128, eval_interval=100, no_aug_epochs=1,
                   progress=False)
 Trainer(cfg).run()
 print(json.dumps(samples))

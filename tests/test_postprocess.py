@@ -7,13 +7,13 @@ every number is either copied from the input or computed with the same float32 o
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from openyolox.inference.postprocess import postprocess, scale_boxes
+from openyolox.data.transforms import scale_boxes
+from openyolox.inference.postprocess import postprocess
 from openyolox.ops.boxes import cxcywh_to_xyxy
 from openyolox.ops.nms import batched_nms, nms
 

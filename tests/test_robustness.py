@@ -75,7 +75,7 @@ def test_user_predictions_with_non_finite_boxes_are_an_error(coco_data):
         to_coco_results(split, bad)
 
 
-FAST = ["--imgsz", "64", "--batch", "8", "--workers", "0", "--no-progress"]
+FAST = ["--imgsz", "64", "--batch", "8", "--workers", "0", "--no-progress", "--weights", "none"]
 
 
 @pytest.mark.parametrize("epochs", [1, 3])

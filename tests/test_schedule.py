@@ -23,7 +23,7 @@ def test_schedule_matches_reference():
 
 
 def test_letterbox_matches_reference():
-    from openyolox.data.letterbox import letterbox
+    from openyolox.data.transforms import letterbox
 
     data = golden.load("schedule_letterbox")
     canvas, ratio = letterbox(data["image"], (416, 416))

@@ -19,7 +19,7 @@ from openyolox.training.recipe import TrainConfig, resolve_defaults  # noqa: E40
 from openyolox.training.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
 # 12 images, 64 px, 2 epochs of 3 iterations: seconds per run
-FAST = dict(model="yolox-nano", epochs=2, batch=4, imgsz=64, workers=0, warmup_epochs=1, no_aug_epochs=1,
+FAST = dict(model="yolox-nano", weights="none", epochs=2, batch=4, imgsz=64, workers=0, warmup_epochs=1, no_aug_epochs=1,
             eval_interval=1, multiscale=False, progress=False, eval_batch=4)
 
 
@@ -111,7 +111,8 @@ def test_finetune_other_class_count_reinitialises_cls_layers(coco_data, tmp_path
     src = tmp_path / "coco80.pth"
     torch.save({"model": create_model("yolox-nano", 80).state_dict()}, src)
     run = openyolox.train(data=str(coco_data), out=str(tmp_path / "ft"), weights=str(src),
-                          **{**{k: v for k, v in FAST.items() if k != "model"}, "epochs": 1, "no_aug_epochs": 0})
+                          **{**{k: v for k, v in FAST.items() if k not in ("model", "weights")}, "epochs": 1,
+                             "no_aug_epochs": 0})
     assert "re-initialised the class prediction layers" in capsys.readouterr().err
     assert load_checkpoint(run / "last.pth")["model"]["head.cls_preds.0.bias"].shape == (3,)
 
@@ -148,11 +149,19 @@ def test_no_aug_phase_switches_l1_on(coco_data, tmp_path, monkeypatch):
 
 
 def test_scaled_defaults():
-    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x"))
+    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x", weights="none"))   # from scratch: the report's
     assert (cfg.epochs, cfg.batch, cfg.imgsz, cfg.warmup_epochs, cfg.no_aug_epochs) == (300, 64, 640, 5, 15)
     assert cfg.lr_per_image == pytest.approx(0.01 / 64) and cfg.multiscale
-    short = resolve_defaults(TrainConfig(model="yolox-s", data="/x", epochs=20))
+    short = resolve_defaults(TrainConfig(model="yolox-s", data="/x", weights="none", epochs=20))
     assert (short.warmup_epochs, short.no_aug_epochs) == (1, 1)
+
+
+def test_fine_tuning_is_the_default_recipe_for_your_data():
+    cfg = resolve_defaults(TrainConfig(model="yolox-s", data="/x"))   # starts from the published weights
+    assert (cfg.epochs, cfg.batch, cfg.warmup_epochs, cfg.no_aug_epochs, cfg.eval_interval) == (50, 16, 1, 5, 5)
+    for weights in ("yolox-s", "my.pth"):
+        assert resolve_defaults(TrainConfig(data="/x", weights=weights)).epochs == 50
+    assert resolve_defaults(TrainConfig(data="/x", epochs=20)).no_aug_epochs == 2
 
 
 @pytest.mark.parametrize("data", ["builtin", "/some/coco"])
@@ -181,3 +190,36 @@ def test_user_values_are_kept_and_only_user_contradictions_fail():
         resolve_defaults(TrainConfig(data="builtin", warmup_epochs=999))
     with pytest.raises(ConfigError, match="--epochs must be >= 1"):
         resolve_defaults(TrainConfig(epochs=0))
+
+
+@pytest.mark.parametrize("spec, frozen_prefixes", [
+    ("backbone", ["backbone.backbone."]),
+    ("neck", ["backbone."]),
+    ("2", ["backbone.backbone.stem.", "backbone.backbone.dark2."]),
+])
+def test_freeze_keeps_weights_and_bn_statistics_exactly(coco_data, tmp_path, capsys, spec, frozen_prefixes):
+    start = tmp_path / "start.pth"
+    torch.manual_seed(1)
+    torch.save({"model": create_model("yolox-nano", 3).state_dict()}, start)
+    before = load_checkpoint(start)["model"]
+    run = openyolox.train(data=str(coco_data), out=str(tmp_path / "run"), freeze=spec,
+                          **{**{k: v for k, v in FAST.items() if k != "model"}, "weights": str(start)})
+    assert "parameters trainable" in capsys.readouterr().err
+    ckpt = load_checkpoint(run / "last.pth")
+    for key, value in before.items():
+        frozen = any(key.startswith(p) for p in frozen_prefixes)
+        for stored in (ckpt["train_model"][key], ckpt["model"][key]):   # trained and EMA weights
+            if frozen:
+                assert torch.equal(stored, value), key                  # weights and running stats
+    moved = [k for k in before if not any(k.startswith(p) for p in frozen_prefixes)
+             and k.endswith("weight") and not torch.equal(ckpt["train_model"][k], before[k])]
+    assert moved  # the rest trained
+
+
+def test_freeze_rejects_what_the_model_does_not_have(coco_data, tmp_path):
+    with pytest.raises(ConfigError, match="--freeze 99: the model has 13 freezable blocks"):
+        openyolox.train(data=str(coco_data), out=str(tmp_path / "run"), freeze="99",
+                        **{k: v for k, v in FAST.items() if k != "model"})
+    with pytest.raises(ConfigError, match="expected backbone, neck or a number"):
+        openyolox.train(data=str(coco_data), out=str(tmp_path / "run2"), freeze="head",
+                        **{k: v for k, v in FAST.items() if k != "model"})

@@ -1,1 +1,1 @@
-"""Measuring code shared by ``openyolox benchmark`` and the scripts in benchmarks/."""
+"""Measuring code shared by ``openyolox benchmark`` and the scripts in ``benchmarks/``."""

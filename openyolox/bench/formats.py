@@ -70,7 +70,7 @@ def benchmark_formats(model: str, weights: Optional[str], data: str, imgsz=None,
     import torch
 
     from openyolox.bench.latency import time_in_process
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.evaluation.validate import validate
     from openyolox.export import export
     from openyolox.export.int8 import quantize

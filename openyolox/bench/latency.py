@@ -143,7 +143,7 @@ def benchmark_latency(model: str = "yolox-nano", weights: Optional[str] = None, 
     if missing:
         log(f"skipping (not installed): {', '.join(missing)}")
     wanted = [n for n in wanted if n in available]
-    detector = Detector(model, weights=weights, imgsz=imgsz, fuse=False)
+    detector = Detector(model, weights=weights or "none", imgsz=imgsz, fuse=False)
     net, size = detector.backend.model, tuple(detector.imgsz)
     threads = threads or default_threads()
     tmp = tempfile.TemporaryDirectory(prefix="openyolox-latency-") if workdir is None else None

@@ -15,7 +15,9 @@ from typing import List, Optional
 COMMANDS = {
     "train": "train",
     "val": "val",
+    "val-track": "val_track",
     "predict": "predict",
+    "track": "track",
     "export": "export",
     "benchmark": "benchmark",
     "check-data": "check_data",

@@ -81,7 +81,7 @@ def _run_formats(args: argparse.Namespace) -> int:
     from openyolox.bench.formats import benchmark_formats, format_table, save_report
     from openyolox.cli.common import check_file
     from openyolox.config import canonical_name, check_image_size
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.run_dir import make_run_dir
 
     check_file(args.weights, "weights file")
@@ -116,8 +116,8 @@ def _add_dataloader(sub) -> None:
 
 def _run_dataloader(args: argparse.Namespace) -> int:
     from openyolox.config import check_image_size, get_preset
-    from openyolox.data.dataset import benchmark_dataloader
-    from openyolox.data.sources import load_split
+    from openyolox.bench.dataloader import benchmark_dataloader
+    from openyolox.data.layouts import load_split
 
     check_image_size(args.imgsz)
     split = load_split(args.data, args.split)

@@ -25,12 +25,14 @@ def add_parser(sub) -> None:
                                                 "or builtin")
     p.add_argument("--split", default="all", help="train, val, another split name the layout knows, or all "
                                                   "(default: every split the dataset has)")
-    p.add_argument("--quick", action="store_true", help="do not decode the images (no unreadable/truncated "
-                                                        "image or size checks); the check training runs")
+    p.add_argument("--quick", action="store_true", help="do not decode the images, only read the end of "
+                                                        "each file (no corrupt-image or size checks); the check "
+                                                        "training runs")
     p.add_argument("--json", metavar="PATH", help="also write the full report as json")
     p.add_argument("--fix-out", metavar="DIR", help="write a cleaned copy as a COCO layout "
                    "(DIR/annotations/instances_<split>.json, DIR/<split>/ images) without unusable images and "
-                   "boxes; boxes overhanging by at most --clip px are clipped. DIR must be new or empty and "
+                   "boxes; boxes overhanging by at most --clip px are clipped, JPEGs that lost only their end "
+                   "marker are written complete. DIR must be new or empty and "
                    "outside the input. Implies the full check; the exit status is still that of the input's check")
     p.add_argument("--clip", type=float, default=EDGE_TOLERANCE, metavar="PX",
                    help=f"boxes may overhang the image by this many px before they count as outside; with "
@@ -127,6 +129,8 @@ def format_fix_summary(report: DatasetReport, stats: Dict[str, CleanStats], out_
             line += f"; dropped {dropped_boxes} box(es) ({_counts(s.boxes_dropped)})"
         if s.boxes_clipped:
             line += f"; clipped {s.boxes_clipped} box(es) overhanging by <= {clip:g} px"
+        if s.images_repaired:
+            line += f"; repaired {s.images_repaired} JPEG(s) that had lost their end marker"
         lines.append(line)
     skipped = [n for n in report.splits if n not in report.loaded]
     if skipped:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from openyolox.cli.common import check_file
+from openyolox.cli.common import check_weights
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
                                    "See docs/deployment.md.")
     p.add_argument("--model", default="yolox-s", help="model name (yolox-nano..yolox-x, yolox-darknet53) "
                    "or a checkpoint (.pth) that names its model")
-    p.add_argument("--weights", help="checkpoint to load (openyolox or reference YOLOX .pth)")
+    p.add_argument("--weights", help="checkpoint (.pth), a published model name, or 'none' for random weights "
+                   "(default: the published COCO weights of --model)")
     p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "ncnn", "torchscript"])
     p.add_argument("--imgsz", type=int, nargs="+", metavar="N",
                    help="input size: N or H W, multiples of 32 (default: the model's test size)")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from openyolox.export import export_and_verify
     from openyolox.export.verify import describe
 
-    check_file(args.weights, "weights file")
+    check_weights(args.weights)
     if args.model and not Path(args.model).exists():
         canonical_name(args.model)
     imgsz = None
@@ -65,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
         if len(args.imgsz) > 2:
             raise ConfigError("--imgsz takes one size or H W")
         imgsz = check_image_size(tuple(args.imgsz) if len(args.imgsz) == 2 else args.imgsz[0])
-    if args.weights is None and not Path(args.model).suffix:
-        print("warning: no --weights given: exporting random weights", file=sys.stderr)
     if args.int8 or args.data is not None or args.int8_max_drop is not None:
         return _run_int8(args, imgsz)
     path, report = export_and_verify(

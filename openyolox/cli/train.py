@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from openyolox.cli.common import check_device, check_file
+from openyolox.cli.common import check_device, check_file, check_weights
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,11 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs (default 300; builtin: 18)")
     p.add_argument("--batch", type=int, help="total batch size over all processes (default 64; builtin: 16)")
     p.add_argument("--imgsz", type=int, help="training/eval size, multiple of 32 (default: the model's test size)")
-    p.add_argument("--weights", help="fine-tune from this checkpoint (class layers re-initialised if needed)")
+    p.add_argument("--weights", help="start from: a checkpoint (.pth), a published model name, or 'none' (from "
+                   "scratch). Default: the published COCO weights of --model for your data (fine-tuning; class "
+                   "layers re-initialised when the class count differs), from scratch for builtin")
+    p.add_argument("--freeze", metavar="PART", help="keep these weights and their batch-norm statistics fixed: "
+                   "backbone, neck (backbone + neck: only the head trains) or N (the first N blocks)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or its last.pth)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from openyolox.training.trainer import TrainConfig, train
 
     check_device(args.device)
-    check_file(args.weights, "weights file")
+    check_weights(args.weights)
     if args.resume:
         check_file(args.resume, "run to resume")
     canonical_name(args.model)

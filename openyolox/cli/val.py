@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from openyolox.run_dir import make_run_dir
-from openyolox.cli.common import add_model_args, load_detector, runtime_label, validate_model_args
+from openyolox.cli.common import (add_model_args, add_slice_args, load_detector, runtime_label,
+                                  validate_model_args)
 
 
 def add_parser(sub) -> None:
@@ -18,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--conf", type=float, default=0.01, help="score threshold (default 0.01)")
     p.add_argument("--iou", "--nms", type=float, default=0.65, dest="iou", help="NMS IoU threshold (default 0.65)")
     p.add_argument("--batch", type=int, default=8)
+    add_slice_args(p)
     p.add_argument("--workers", type=int, default=2, help="image-loading processes")
     p.add_argument("--metric", choices=["coco", "voc"], default="coco", help="voc adds VOC mAP@0.5 (07 11-point and area)")
     p.add_argument("--predictions", help="score this COCO results json instead of running a model")
@@ -26,7 +28,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
     from openyolox.evaluation.coco import format_coco_summary, format_per_class_table
     from openyolox.evaluation.results import load_coco_results
     from openyolox.evaluation.validate import score_results_file, validate, write_outputs

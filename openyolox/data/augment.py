@@ -1,4 +1,4 @@
-"""Training augmentations (YOLOX_SPEC.md section 6) as pure functions.
+"""Training augmentations (docs/yolox.md section 6) as pure functions.
 
 Every function takes a uint8 BGR image (H, W, 3), boxes ``(N, 4) xyxy`` in that image's
 pixels and classes ``(N,)``, plus an explicit ``rng: np.random.Generator`` where it draws
@@ -25,10 +25,9 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from openyolox.data.letterbox import PAD_VALUE, letterbox
+from openyolox.data.transforms import PAD_VALUE
 
 MAX_LABELS = 120
-_BORDER = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -87,15 +86,6 @@ def affine_boxes(boxes: np.ndarray, matrix: np.ndarray, out_hw: Tuple[int, int])
     mapped = corners.astype(np.float64) @ matrix[:, :2].T + matrix[:, 2]
     hull = np.concatenate([mapped.min(1), mapped.max(1)], 1)
     return clip_boxes(hull, out_hw[1], out_hw[0])
-
-
-def warp_affine(image: np.ndarray, boxes: np.ndarray, matrix: np.ndarray,
-                out_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Warp an image (pixel-index matrix, bilinear, border 114) and its boxes (hull, clipped)
-    onto an (H, W) output. The plain, unfused affine; boxes: (N, 4) xyxy."""
-    h, w = out_hw
-    out = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=_BORDER)
-    return out, affine_boxes(boxes, matrix, out_hw)
 
 
 # --------------------------------------------------------------------------- mosaic + affine
@@ -383,7 +373,7 @@ def mixup(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
             np.concatenate([np.asarray(classes, np.int64), np.asarray(other_classes, np.int64)]))
 
 
-# --------------------------------------------------------------------------- photometric, flip, letterbox
+# --------------------------------------------------------------------------- photometric, flip
 
 def hsv_lut(hue: int, sat: int, val: int) -> np.ndarray:
     """(1, 256, 3) uint8 lookup table adding integer offsets to OpenCV HSV channels:
@@ -417,26 +407,6 @@ def hflip(image: np.ndarray, boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]
     return cv2.flip(image, 1), flipped
 
 
-def random_hflip(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
-                 p: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
-    """:func:`hflip` with probability ``p``. boxes: (N, 4) xyxy."""
-    if rng.random() < p:
-        return hflip(image, boxes)
-    return image, boxes
-
-
-def letterbox_with_boxes(image: np.ndarray, boxes: np.ndarray,
-                         out_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, float]:
-    """:func:`letterbox` plus its boxes: (canvas (H, W, 3) uint8, boxes (N, 4) xyxy * r, r)."""
-    canvas, r = letterbox(image, out_hw)
-    return canvas, (boxes * r).astype(np.float32), r
-
-
-def to_chw(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) uint8, contiguous (one copy; the model casts to float)."""
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
-
-
 def finish_labels(boxes: np.ndarray, classes: np.ndarray,
                   max_labels: int = MAX_LABELS) -> np.ndarray:
     """Drop tiny boxes and pack: (N, 4) xyxy + (N,) -> (max_labels, 5) (class, cx, cy, w, h)."""
@@ -446,7 +416,7 @@ def finish_labels(boxes: np.ndarray, classes: np.ndarray,
 
 __all__: List[str] = [
     "MAX_LABELS", "TilePlacement", "MosaicPlan", "empty_labels", "clip_boxes", "filter_tiny_boxes",
-    "boxes_to_targets", "affine_boxes", "warp_affine", "place_mosaic_tiles", "random_affine_matrix",
+    "boxes_to_targets", "affine_boxes", "place_mosaic_tiles", "random_affine_matrix",
     "plan_mosaic", "tile_visible", "render_mosaic", "mosaic_boxes", "mosaic", "mixup", "hsv_lut",
-    "augment_hsv", "hflip", "random_hflip", "letterbox_with_boxes", "to_chw", "finish_labels",
+    "augment_hsv", "hflip", "finish_labels",
 ]

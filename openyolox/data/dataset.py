@@ -1,39 +1,25 @@
-"""Training and evaluation datasets, loaders, and batch-level multi-scale.
+"""Training and evaluation datasets: one sample per index (batches: :mod:`openyolox.data.loader`).
 
-Samples are uint8 from disk to the batch (``(B, 3, H, W)`` uint8 tensors); the model casts
-to float. Targets are ``(B, 120, 5)`` float32 rows (class, cx, cy, w, h) in input pixels,
-zero-padded.
-
-Reproducibility with worker processes: the training sampler yields :class:`SampleKey`
-(index, epoch, aug) and every sample draws from its own ``np.random.default_rng((seed,
-epoch, index))``. So a run is reproducible for a fixed seed whatever the number of workers,
-workers never repeat each other's augmentations, and because the epoch and the
-augmentation switch travel with each key, ``set_epoch`` / ``set_aug`` called on the
-main-process dataset reach persistent workers too (their dataset copies are stale).
+A training sample is indexed by a :class:`SampleKey` (index, epoch, aug) and draws from its
+own ``np.random.default_rng((seed, epoch, index))`` (:func:`sample_rng`), so it is the same
+whichever worker process makes it (see :mod:`openyolox.data.loader`).
 """
 from __future__ import annotations
 
-import math
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from openyolox.config import ModelConfig, get_preset
+from openyolox.config import ModelConfig
 from openyolox.data import augment as aug
 from openyolox.data.image_io import read_image
-from openyolox.data.letterbox import letterbox
 from openyolox.data.records import DatasetSplit, ImageId
-from openyolox.errors import ConfigError
-
-# nano / tiny train at 320..640 whatever their 416 base (reference exps: random_size (10, 20))
-_MULTISCALE_PIXELS = {"yolox-nano": (320, 640), "yolox-tiny": (320, 640)}
+from openyolox.data.transforms import letterbox, letterbox_with_boxes, to_chw
+from openyolox.errors import ConfigError, DataError
 
 
 class SampleKey(NamedTuple):
@@ -49,14 +35,8 @@ class TrainSample(NamedTuple):
     image: np.ndarray          # (3, H, W) uint8
     targets: np.ndarray        # (max_labels, 5) float32 (class, cx, cy, w, h), zero-padded
     image_id: ImageId
-    orig_hw: Tuple[int, int]   # the indexed image's original (h, w)
-
-
-class TrainBatch(NamedTuple):
-    images: torch.Tensor       # (B, 3, H, W) uint8
-    targets: torch.Tensor      # (B, max_labels, 5) float32 (class, cx, cy, w, h) input pixels
-    image_ids: List[ImageId]
-    orig_hw: torch.Tensor      # (B, 2) int64
+    orig_hw: Tuple[int, int]   # the (first) image's original (h, w)
+    dropped: Tuple[str, ...] = ()  # paths found unreadable while making it (replaced by others)
 
 
 class EvalSample(NamedTuple):
@@ -64,13 +44,6 @@ class EvalSample(NamedTuple):
     ratio: float               # letterbox r: original pixels * r = input pixels
     image_id: ImageId
     orig_hw: Tuple[int, int]
-
-
-class EvalBatch(NamedTuple):
-    images: torch.Tensor       # (B, 3, H, W) uint8
-    ratios: torch.Tensor       # (B,) float64
-    image_ids: List[ImageId]
-    orig_hw: torch.Tensor      # (B, 2) int64
 
 
 def _as_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -88,7 +61,7 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 # --------------------------------------------------------------------------- datasets
 
 class TrainDataset(Dataset):
-    """Training samples with the YOLOX augmentations (YOLOX_SPEC.md section 6).
+    """Training samples with the YOLOX augmentations (docs/yolox.md section 6).
 
     With augmentation on, each sample is a mosaic (prob ``mosaic_prob``) of the indexed
     image and three random ones, randomly affined, then MixUp'ed with a random labelled image
@@ -99,6 +72,12 @@ class TrainDataset(Dataset):
     cache="ram" decodes every image once, shrunk so its long side is at most max(img_size),
     into one contiguous buffer (shared copy-on-write with forked workers); boxes are scaled
     to match. Without a cache, images that a mosaic would not show are never decoded.
+
+    An image that cannot be read (deleted or damaged after the check before training) never
+    stops a run: it is replaced, with its labels, by the next readable one (index + 1, + 2,
+    ..., wrapping around; in a mosaic tile or as the MixUp image alike), so samples stay a
+    function of (seed, epoch, index) and of which files are unreadable. Each process tries a
+    file once; the sample that finds it unreadable lists it in ``TrainSample.dropped``.
     """
 
     def __init__(self, split: DatasetSplit, img_size: Union[int, Tuple[int, int]] = (640, 640),
@@ -136,8 +115,10 @@ class TrainDataset(Dataset):
             self._hw[i] = rec.height, rec.width
         self._labelled = np.flatnonzero([len(b) > 0 for b in self._boxes])
 
+        self._unreadable: Dict[int, str] = {}  # index -> why it cannot be read (this process)
         self._cache: Optional[np.ndarray] = None
         self._offsets: Optional[np.ndarray] = None
+        self._cache_failed: Dict[int, str] = {}
         if cache == "ram":
             self._fill_ram_cache()
 
@@ -176,7 +157,11 @@ class TrainDataset(Dataset):
 
         def fill(i: int) -> None:
             h, w = (int(v) for v in shapes[i])
-            image = read_image(self.split.records[i].path)
+            try:
+                image = read_image(self.split.records[i].path)
+            except DataError as exc:  # left to load_image, which raises it where it is handled
+                self._cache_failed[i] = str(exc)
+                return
             if image.shape[:2] != (h, w):
                 image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
             self._cache[self._offsets[i]:self._offsets[i + 1]] = image.reshape(-1)
@@ -197,14 +182,33 @@ class TrainDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """Image ``index`` as BGR uint8 (h, w, 3) with (h, w) = :meth:`image_hw`, matching
-        :meth:`labels`. A decoded size that disagrees with the record is resized to it."""
+        :meth:`labels`. A decoded size that disagrees with the record is resized to it.
+        Raises DataError when the file cannot be read (samples use :meth:`readable_image`)."""
         h, w = self.image_hw(index)
+        if index in self._cache_failed:
+            raise DataError(self._cache_failed[index])
         if self._cache is not None:
             return self._cache[self._offsets[index]:self._offsets[index + 1]].reshape(h, w, 3)
         image = read_image(self.split.records[index].path)
         if image.shape[:2] != (h, w):
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         return image
+
+    def readable_image(self, index: int, dropped: List[str]) -> Tuple[int, np.ndarray]:
+        """(index, :meth:`load_image`) of image ``index`` or, when it cannot be read, of the next
+        readable one (index + 1, + 2, ..., wrapping around). The paths of images found
+        unreadable are appended to ``dropped`` (once per process: they are not tried again)."""
+        for k in range(len(self)):
+            i = (index + k) % len(self)
+            if i in self._unreadable:
+                continue
+            try:
+                return i, self.load_image(i)
+            except DataError as exc:
+                self._unreadable[i] = str(exc)
+                dropped.append(str(self.split.records[i].path))
+        raise DataError(f"none of the {len(self)} images of split '{self.split.name}' can be read any more, e.g. "
+                        f"{next(iter(self._unreadable.values()))}")
 
     def labels(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """(boxes (N, 4) xyxy in :meth:`image_hw` pixels, classes (N,)), crowd excluded."""
@@ -221,42 +225,60 @@ class TrainDataset(Dataset):
         else:
             index, epoch, enable_aug = int(key), self.epoch, self.enable_aug
         rng = sample_rng(self.seed, epoch, index)
+        dropped: List[str] = []
         if enable_aug and rng.random() < self.mosaic_prob:
-            image, boxes, classes = self._mosaic(index, rng)
+            shown, image, boxes, classes = self._mosaic(index, rng, dropped)
             content_hw = self.img_size
         else:
-            image, boxes, classes, content_hw = self._letterboxed(index)
+            shown, image, boxes, classes, content_hw = self._letterboxed(index, dropped)
         image, boxes = self._photometric_and_flip(image, boxes, content_hw, rng)
         targets = aug.finish_labels(boxes, classes, self.max_labels)
-        rec = self.split.records[index]
-        return TrainSample(aug.to_chw(image), targets, rec.image_id, (rec.height, rec.width))
+        rec = self.split.records[shown]
+        return TrainSample(to_chw(image), targets, rec.image_id, (rec.height, rec.width), tuple(dropped))
 
-    def _letterboxed(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
-        """Letterbox of image ``index``: (canvas, boxes (N, 4) xyxy, classes, content (h, w))."""
-        image = self.load_image(index)
+    def _letterboxed(self, index: int, dropped: List[str]
+                     ) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]:
+        """Letterbox of image ``index`` (or its replacement): (index shown, canvas, boxes (N, 4)
+        xyxy, classes, content (h, w))."""
+        index, image = self.readable_image(index, dropped)
         boxes, classes = self.labels(index)
-        canvas, boxes, r = aug.letterbox_with_boxes(image, boxes, self.img_size)
+        canvas, boxes, r = letterbox_with_boxes(image, boxes, self.img_size)
         content_hw = (int(image.shape[0] * r), int(image.shape[1] * r))  # as letterbox() sizes it
-        return canvas, boxes, classes, content_hw
+        return index, canvas, boxes, classes, content_hw
 
-    def _mosaic(self, index: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mosaic + affine (+ mixup) of ``index`` and three random images; images of tiles
-        that the output does not show are never loaded."""
+    def _mosaic(self, index: int, rng: np.random.Generator, dropped: List[str]
+                ) -> Tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Mosaic + affine (+ mixup) of ``index`` and three random images: (index of the first
+        tile, image, boxes, classes). Images of tiles that the output does not show are never
+        loaded. A tile whose image cannot be read gets its replacement, and the mosaic is
+        planned again from the same random state (the replacement's size differs)."""
         indices = [index, *(int(i) for i in rng.integers(0, len(self), 3))]
-        plan = aug.plan_mosaic(rng, [self.image_hw(i) for i in indices], self.img_size,
-                               self.mosaic_scale, self.degrees, self.translate, self.shear)
-        images = [self.load_image(i) if aug.tile_visible(plan, k) else None
-                  for k, i in enumerate(indices)]
+        state = rng.bit_generator.state
+        loaded: Dict[int, np.ndarray] = {}
+        while True:
+            plan = aug.plan_mosaic(rng, [self.image_hw(i) for i in indices], self.img_size,
+                                   self.mosaic_scale, self.degrees, self.translate, self.shear)
+            for k, i in enumerate(indices):
+                if i not in loaded and aug.tile_visible(plan, k):
+                    j, loaded[j] = self.readable_image(i, dropped)
+                    if j != i:
+                        indices[k] = j
+                        break
+            else:
+                break
+            rng.bit_generator.state = state
+        images = [loaded[i] if aug.tile_visible(plan, k) else None for k, i in enumerate(indices)]
         labels = [self.labels(i) for i in indices]
         boxes, classes = aug.mosaic_boxes(plan, [b for b, _ in labels], [c for _, c in labels])
         image = aug.render_mosaic(plan, images)
         if (self.mixup and len(boxes) and len(self._labelled)
                 and rng.random() < self.mixup_prob):
-            other = int(self._labelled[rng.integers(0, len(self._labelled))])
+            other, other_image = self.readable_image(int(self._labelled[rng.integers(0, len(self._labelled))]),
+                                                     dropped)
             other_boxes, other_classes = self.labels(other)
-            image, boxes, classes = aug.mixup(image, boxes, classes, self.load_image(other),
+            image, boxes, classes = aug.mixup(image, boxes, classes, other_image,
                                               other_boxes, other_classes, rng, self.mixup_scale)
-        return image, boxes, classes
+        return indices[0], image, boxes, classes
 
     def _photometric_and_flip(self, image: np.ndarray, boxes: np.ndarray, content_hw: Tuple[int, int],
                               rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
@@ -300,221 +322,4 @@ class EvalDataset(Dataset):
         rec = self.split.records[index]
         image = read_image(rec.path)
         canvas, ratio = letterbox(image, self.img_size)
-        return EvalSample(aug.to_chw(canvas), ratio, rec.image_id, (image.shape[0], image.shape[1]))
-# --------------------------------------------------------------------------- batching
-
-def collate_train(samples: Sequence[TrainSample]) -> TrainBatch:
-    """Stack training samples: images (B, 3, H, W) uint8, targets (B, max_labels, 5) float32."""
-    return TrainBatch(torch.from_numpy(np.stack([s.image for s in samples])),
-                      torch.from_numpy(np.stack([s.targets for s in samples])),
-                      [s.image_id for s in samples],
-                      torch.tensor([s.orig_hw for s in samples], dtype=torch.int64).reshape(-1, 2))
-
-
-def collate_eval(samples: Sequence[EvalSample]) -> EvalBatch:
-    """Stack evaluation samples: images (B, 3, H, W) uint8, ratios (B,) float64."""
-    return EvalBatch(torch.from_numpy(np.stack([s.image for s in samples])),
-                     torch.tensor([s.ratio for s in samples], dtype=torch.float64),
-                     [s.image_id for s in samples],
-                     torch.tensor([s.orig_hw for s in samples], dtype=torch.int64).reshape(-1, 2))
-
-
-class TrainSampler(Sampler):
-    """Yields :class:`SampleKey` for one epoch, shuffled by (seed, epoch), optionally one
-    shard of ``num_replicas`` (same padding rule as DistributedSampler: the order is padded
-    by wrapping so every rank gets the same count).
-
-    The epoch and the augmentation switch are read from the main-process dataset when an
-    epoch starts (``dataset.set_epoch`` / ``dataset.set_aug``). If the epoch was not set
-    again by the end of a full pass, it advances by one, so forgetting set_epoch does not
-    repeat the same order and augmentations every epoch.
-    """
-
-    def __init__(self, dataset: TrainDataset, shuffle: bool = True, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0) -> None:
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} not in [0, {num_replicas})")
-        self.dataset, self.shuffle, self.seed = dataset, shuffle, int(seed)
-        self.num_replicas, self.rank = num_replicas, rank
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.num_replicas)
-
-    def __iter__(self) -> Iterator[SampleKey]:
-        epoch, enable_aug = self.dataset.epoch, self.dataset.enable_aug
-        n = len(self.dataset)
-        if self.shuffle:
-            g = torch.Generator()
-            g.manual_seed(self.seed + epoch)
-            order = torch.randperm(n, generator=g).tolist()
-        else:
-            order = list(range(n))
-        total = len(self) * self.num_replicas
-        while len(order) < total:
-            order += order[:total - len(order)]
-        for index in order[self.rank:total:self.num_replicas]:
-            yield SampleKey(index, epoch, enable_aug)
-        if self.dataset.epoch == epoch:
-            self.dataset.epoch = epoch + 1
-
-
-class ShardSampler(Sampler):
-    """Indices rank, rank + R, rank + 2R, ...: every image exactly once over all ranks (no
-    padding, so distributed evaluation does not count any image twice)."""
-
-    def __init__(self, length: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.length, self.num_replicas, self.rank = length, num_replicas, rank
-
-    def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.num_replicas))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.length, self.num_replicas))
-
-
-def _replicas(distributed: bool) -> Tuple[int, int]:
-    if not distributed:
-        return 1, 0
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        raise RuntimeError("distributed=True needs torch.distributed.init_process_group() first")
-    return torch.distributed.get_world_size(), torch.distributed.get_rank()
-
-
-def _loader(dataset: Dataset, batch_size: int, sampler: Sampler, collate, workers: int,
-            pin_memory: Optional[bool], drop_last: bool) -> DataLoader:
-    if pin_memory is None:
-        pin_memory = torch.cuda.is_available()
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate, pin_memory=pin_memory, drop_last=drop_last,
-                      persistent_workers=workers > 0)
-    # no worker_init_fn calling cv2.setNumThreads: in a forked worker it deadlocks on the
-    # parent's idle OpenCV thread pool; OpenCV itself copes with being forked
-
-
-def build_train_loader(dataset: TrainDataset, batch_size: int, workers: int = 0, shuffle: bool = True,
-                       seed: Optional[int] = None, distributed: bool = False,
-                       pin_memory: Optional[bool] = None, drop_last: bool = False) -> DataLoader:
-    """DataLoader of :class:`TrainBatch` (batch_size per process).
-
-    Keys from :class:`TrainSampler`; persistent workers when workers > 0; with
-    ``distributed`` each rank gets its shard (torch.distributed must be initialised);
-    pin_memory defaults to "a CUDA device is present". seed (shuffle) defaults to the
-    dataset's seed. Per epoch call ``dataset.set_epoch(e)``, and ``dataset.set_aug(False)``
-    for the no-aug phase, before iterating.
-    """
-    replicas, rank = _replicas(distributed)
-    sampler = TrainSampler(dataset, shuffle, dataset.seed if seed is None else seed, replicas, rank)
-    return _loader(dataset, batch_size, sampler, collate_train, workers, pin_memory, drop_last)
-
-
-def build_eval_loader(dataset: EvalDataset, batch_size: int, workers: int = 0,
-                      distributed: bool = False, pin_memory: Optional[bool] = None) -> DataLoader:
-    """DataLoader of :class:`EvalBatch` in dataset order (each rank a disjoint shard)."""
-    replicas, rank = _replicas(distributed)
-    return _loader(dataset, batch_size, ShardSampler(len(dataset), replicas, rank), collate_eval,
-                   workers, pin_memory, drop_last=False)
-
-
-# --------------------------------------------------------------------------- multi-scale
-
-def multiscale_size_range(model: ModelConfig,
-                          base_hw: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
-    """(min, max) training height in pixels for multi-scale: base +- 32 * multiscale_range,
-    except nano / tiny, which train at 320..640 (YOLOX_SPEC.md section 7)."""
-    if model.name in _MULTISCALE_PIXELS:
-        return _MULTISCALE_PIXELS[model.name]
-    base = (base_hw or model.test_size)[0]
-    return max(32, base - 32 * model.multiscale_range), base + 32 * model.multiscale_range
-
-
-def random_size(rng: np.random.Generator, base_hw: Tuple[int, int], multiscale_range: int = 5,
-                size_range: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
-    """Pick a multi-scale input size (h, w), both multiples of 32.
-
-    The height is uniform among multiples of 32 in [base_h/32 - r, base_h/32 + r] (or
-    within ``size_range`` = (min_px, max_px) when given); the width keeps base_w / base_h.
-    In distributed training every rank must draw from an identically seeded rng.
-    """
-    h, w = base_hw
-    if size_range is not None:
-        lo, hi = math.ceil(size_range[0] / 32), size_range[1] // 32
-    else:
-        lo, hi = h // 32 - multiscale_range, h // 32 + multiscale_range
-    lo = max(lo, 1)
-    if hi < lo:
-        raise ConfigError(f"empty multi-scale range {size_range or (lo * 32, hi * 32)}")
-    k = int(rng.integers(lo, hi + 1))
-    return 32 * k, 32 * max(int(k * w / h), 1)
-
-
-def resize_batch(images: torch.Tensor, targets: torch.Tensor,
-                 new_hw: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Multi-scale: resize a batch bilinearly and scale its boxes.
-
-    images: (B, 3, H, W) uint8 or float; targets: (B, M, 5) (class, cx, cy, w, h) input
-    pixels, zero rows stay zero. Returns images of the same dtype (uint8 is rounded back;
-    pass float to avoid the re-quantisation) and new targets (the input is not modified).
-    """
-    h, w = images.shape[-2:]
-    new_h, new_w = int(new_hw[0]), int(new_hw[1])
-    if (h, w) == (new_h, new_w):
-        return images, targets
-    x = images if images.is_floating_point() else images.float()
-    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
-    if not images.is_floating_point():
-        x = x.round_().clamp_(0, 255).to(images.dtype)
-    targets = targets.clone()
-    targets[..., 1::2] *= new_w / w   # cx, w
-    targets[..., 2::2] *= new_h / h   # cy, h
-    return x, targets
-
-
-# --------------------------------------------------------------------------- throughput
-
-class BatchTimer:
-    """Wall and process-CPU time spent producing batches from an iterator."""
-
-    def __init__(self, batches: Iterator) -> None:
-        self.batches = batches
-        self.wall = self.cpu = 0.0
-        self.count = 0
-
-    def step(self, timed: bool = True) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
-        next(self.batches)
-        if timed:
-            self.wall += time.perf_counter() - wall
-            self.cpu += time.process_time() - cpu
-            self.count += 1
-
-    def result(self, size: Tuple[int, int], batch: int, **extra) -> Dict[str, object]:
-        return {"images_per_s": round(self.count * batch / self.wall, 1),
-                "ms_per_batch": round(1000 * self.wall / self.count, 1),
-                "cpu_ms_per_batch": round(1000 * self.cpu / self.count, 1),
-                "img_size": list(size), "batch": batch, "iters": self.count, **extra}
-
-
-def benchmark_dataloader(split: DatasetSplit, img_size: Union[int, Tuple[int, int]] = 640, batch: int = 8,
-                         workers: int = 0, iters: int = 20, model_config: Optional[ModelConfig] = None,
-                         cache: Optional[str] = None, warmup: int = 2, seed: int = 0) -> Dict[str, object]:
-    """Time ``iters`` training batches (after ``warmup`` untimed ones, which also absorb
-    worker start-up) with the augmentations of ``model_config`` (default yolox-s: mosaic +
-    mixup + affine + hsv + flip).
-
-    Returns {"images_per_s", "ms_per_batch", "cpu_ms_per_batch" (this process only: only
-    meaningful with workers=0, and steadier than wall time on a busy machine), "img_size",
-    "batch", "iters", "workers", "cache", "model"}.
-    """
-    model_config = model_config or get_preset("yolox-s")
-    size = _as_hw(img_size)
-    dataset = TrainDataset.from_config(split, model_config, size, cache=cache, seed=seed)
-    loader = build_train_loader(dataset, batch, workers=workers, shuffle=True, pin_memory=False)
-
-    def endless():
-        while True:
-            yield from loader
-
-    timer = BatchTimer(endless())
-    for step in range(warmup + iters):
-        timer.step(timed=step >= warmup)
-    return timer.result(size, batch, workers=workers, cache=cache, model=model_config.name)
+        return EvalSample(to_chw(canvas), ratio, rec.image_id, (image.shape[0], image.shape[1]))

@@ -2,7 +2,7 @@
 
 The ground truth is built in memory from the split's records, whatever format they were
 read from, so COCO json, VOC xml and YOLO txt datasets are all scored by the standard COCO
-protocol (YOLOX_SPEC.md section 8). The numbers are those of pycocotools' COCOeval run on
+protocol (docs/yolox.md section 8). The numbers are those of pycocotools' COCOeval run on
 the same ground truth and results; faster-coco-eval is used instead when installed
 because it gives the same 12 numbers much faster (benchmarks/coco_eval.py measures both).
 

@@ -4,10 +4,11 @@ Used by `openyolox val`, `openyolox.evaluate` and (its runner) training.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Sequence, Tuple, Union
 
 from openyolox.atomic import write_text_atomic
 from openyolox.data.records import DatasetSplit
@@ -48,7 +49,8 @@ def validate(detector: Detector, split: DatasetSplit, batch_size: int = 8, worke
                                       "metric": round(1000 * (time.perf_counter() - t1) / max(len(split), 1), 3),
                                       "total": round(1000 * (t1 - t0) / max(len(split), 1), 3)}
     summary["settings"] = {"conf": detector.conf, "iou": detector.iou, "imgsz": list(detector.imgsz),
-                           "images": len(split)}
+                           "images": len(split),
+                           "slice": dataclasses.asdict(detector.slicing) if detector.slicing is not None else None}
     return summary, preds
 
 
@@ -80,7 +82,7 @@ def compare_accuracy(reference: Any, candidate: Any, data: Union[str, Path], spl
 
     Returns {"reference": {"AP50_95", "AP50"}, "candidate": {...}, "drop_AP50_95", "drop_AP50",
     "images"}."""
-    from openyolox.data.sources import load_split
+    from openyolox.data.layouts import load_split
 
     ds = load_split(data, split)
     scores: Dict[str, Dict[str, float]] = {}

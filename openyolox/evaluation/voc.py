@@ -1,6 +1,6 @@
 """PASCAL VOC detection metric: per-class AP and mAP at one IoU threshold (0.5).
 
-Two definitions of AP over the same precision/recall curve (YOLOX_SPEC.md section 8):
+Two definitions of AP over the same precision/recall curve (docs/yolox.md section 8):
   - "11point": VOC2007, mean over recall r in {0, 0.1, ..., 1} of max precision at recall >= r
   - "area":    VOC2010+, area under the precision envelope (all recall points)
 

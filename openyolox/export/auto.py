@@ -19,9 +19,10 @@ The cache lives in ``openyolox.hub.cache_dir() / "exports" / <key>/``, the key a
 the weights' content, the model name, the input size, the batch mode, the runtime, the class
 names and the openyolox version, so any change of these exports again. Weights files are
 hashed once and remembered by path, size and modification time (``exports/hashes/``): a
-yolox-x checkpoint is ~800 MB. A YOLOX module passed in is keyed by its state-dict bytes; a
-model without weights (random initialisation, different in every process) is exported to a
-temporary folder that is removed once the runtime has loaded it. Entries are written into a
+yolox-x checkpoint is ~800 MB. A model name without weights means its published weights
+(fetched once by openyolox.hub, then keyed like any file). A YOLOX module passed in is keyed
+by its state-dict bytes; random weights (``weights="none"``, different in every process) are
+exported to a temporary folder that is removed once the runtime has loaded it. Entries are written into a
 temporary folder and renamed into place, so a concurrent process sees a whole entry or
 none, and a failed export leaves nothing behind.
 """
@@ -201,13 +202,18 @@ def discard_entry(choice: BackendChoice) -> None:
 
 def _export_cached(model: Any, weights: Optional[PathLike], runtime: str, imgsz, num_classes, names, strict,
                    log: Callable[[str], None]) -> BackendChoice:
+    from openyolox.hub import resolve_weights
     from openyolox.inference.deployed import is_checkpoint_path
     from openyolox.models.yolox import YOLOX
 
     if weights is None and is_checkpoint_path(model):
         model, weights = None, model
-    if weights is not None and not Path(weights).is_file():
-        raise ConfigError(f"weights file not found: {weights}")
+    elif not isinstance(model, YOLOX) or weights is not None:
+        # the rules of openyolox.inference.resolve: a model name without weights means its
+        # published weights (fetched once); "none" means random weights
+        name = model.config.name if isinstance(model, YOLOX) and model.config is not None else model
+        weights = resolve_weights(name if isinstance(name, str) else None, weights,
+                                  fetch_if_none=not isinstance(model, YOLOX))
     label = _model_label(model, weights)
     fmt, filename = _FORMATS[runtime]
     if weights is None and not isinstance(model, YOLOX):
@@ -276,7 +282,10 @@ def _export_into(folder: Path, model, weights, fmt: str, filename: str, imgsz, n
     load report (None without a checkpoint)."""
     from openyolox.export.verify import describe
     from openyolox.inference.resolve import resolve_model
+    from openyolox.models.yolox import YOLOX
 
+    if weights is None and not isinstance(model, YOLOX):
+        weights = "none"  # resolved already: random weights, not the published ones
     resolved = resolve_model(model, weights, imgsz=imgsz, num_classes=num_classes, names=names, strict=strict,
                              fuse=False)
     announce()

@@ -6,7 +6,7 @@
 :func:`quantize` takes an FP32 file written by ``openyolox export`` (ONNX file or OpenVINO
 folder) and writes its INT8 version. Calibration runs the FP32 graph on ``count`` images of
 DATA's train split (spread evenly over it, the same every time), each letterboxed exactly as
-the Detector letterboxes (openyolox.data.letterbox), so the measured activation ranges are
+the Detector letterboxes (openyolox.data.transforms), so the measured activation ranges are
 those of real inputs, padding included.
 
 What stays in float (``keep_float``, measured in docs/deployment.md, "INT8"):
@@ -57,8 +57,8 @@ def calibration_batches(data: PathLike, imgsz: Sequence[int], count: int = CALIB
     """``count`` images of ``split``, evenly spread over it, letterboxed to ``imgsz`` (h, w):
     a list of (1, 3, h, w) float32 arrays, BGR 0..255 (the graph's input)."""
     from openyolox.data.image_io import read_image
-    from openyolox.data.letterbox import letterbox
-    from openyolox.data.sources import load_split
+    from openyolox.data.transforms import letterbox
+    from openyolox.data.layouts import load_split
 
     records = load_split(data, split).records
     if not records:

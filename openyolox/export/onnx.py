@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import io
-import json
 import warnings
 from pathlib import Path
 

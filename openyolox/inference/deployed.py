@@ -20,11 +20,11 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from openyolox.errors import ConfigError
+from openyolox.typing import PathLike
 
-PathLike = Union[str, Path]
 
 METADATA_FILE = "metadata.json"       # beside OpenVINO / ncnn graphs; inside TorchScript archives
 INPUT_NAME = "images"                 # the graph input: (B, 3, H, W) float 0..255 BGR
@@ -67,7 +67,7 @@ class Deployed:
 
     def to_json(self) -> Dict[str, Any]:
         """Plain JSON-able values (plus the derived num_classes / input and output names)."""
-        from openyolox import __version__
+        from openyolox.version import __version__
 
         meta = dataclasses.asdict(self)
         meta.update(imgsz=list(self.imgsz), strides=list(self.strides), num_classes=self.num_classes,

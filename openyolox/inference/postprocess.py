@@ -1,11 +1,12 @@
-"""From decoded head outputs to detections: score filter, NMS, and back to image pixels.
+"""From decoded head outputs to detections: score filter and NMS (in input pixels; the way
+back to the image is openyolox.data.transforms.scale_boxes).
 
 `postprocess` reproduces the reference YOLOX `postprocess` row for row (same boxes, same order),
 which is what COCO evaluation and the demo see.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 import torch
 
@@ -50,21 +51,3 @@ def _detect_one(pred: torch.Tensor, conf: float, iou: float,
     else:
         keep = batched_nms(dets[:, :4], scores.index_select(0, passed), class_pred, iou)
     return dets.index_select(0, keep)
-
-
-def scale_boxes(dets: torch.Tensor, ratio: float, image_hw: Tuple[int, int],
-                clip: bool = True) -> torch.Tensor:
-    """Map detections from the letterboxed input back to the original image.
-
-    dets: (N, >=4) with xyxy in input pixels first (e.g. postprocess rows); ratio: the letterbox
-    resize factor r (input = original * r, pasted at the top-left); image_hw: original (h, w).
-    Returns a copy with xyxy / r, clipped to [0, w] x [0, h] when clip (the reference evaluator
-    does not clip; pass clip=False to match it).
-    """
-    out = dets.clone()
-    out[:, :4] /= ratio
-    if clip:
-        h, w = image_hw
-        out[:, 0:4:2] = out[:, 0:4:2].clamp(0, w)
-        out[:, 1:4:2] = out[:, 1:4:2].clamp(0, h)
-    return out

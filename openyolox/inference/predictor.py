@@ -2,7 +2,8 @@
 
 Every path that predicts runs it: ``Detector.predict`` (images, folders, arrays), ``openyolox
 val`` and :func:`openyolox.evaluate` (openyolox.evaluation.runner feeds it batches letterboxed
-by loader workers), the trainer's evaluation, and tracking.
+by loader workers), the trainer's evaluation, and tracking. Sliced prediction
+(openyolox.inference.slicing) runs it on the windows of a large image.
 
 Clipping is the caller's choice: boxes for display are clipped to the image; evaluation
 keeps them unclipped, as the reference evaluator does (clipping changes AP slightly).
@@ -18,12 +19,14 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 import torch
 
-from openyolox.data.letterbox import letterbox
 from openyolox.data.records import ImageId
-from openyolox.inference.postprocess import postprocess, scale_boxes
+from openyolox.data.transforms import letterbox
+from openyolox.data.transforms import scale_boxes
+from openyolox.inference.postprocess import postprocess
 from openyolox.inference.resolve import ModelSource, resolve_model
 from openyolox.inference.results import Detections
-from openyolox.inference.sources import iter_images, warn_skipped
+from openyolox.inference.slicing import SliceConfig, predict_sliced
+from openyolox.inference.sources import iter_images, prefetch, warn_skipped
 
 
 class LetterboxedBatch(NamedTuple):
@@ -57,15 +60,21 @@ class Detector:
     .torchscript); see openyolox.inference.resolve. weights: checkpoint (ours or reference)
     to load. conf / iou: score threshold and NMS IoU threshold. imgsz: network input size (default the
     model's test size). fuse: fold batch norms (a module passed in is changed in place);
-    amp: float16 autocast on CUDA.
+    amp: float16 autocast on CUDA. slice: detect in ``slice`` px windows overlapping by
+    ``overlap`` (a fraction), plus the whole image when ``slice_full``, merged by
+    ``slice_merge`` ("union" or "nms"); for small objects in large images, see
+    openyolox.inference.slicing.
     """
 
     def __init__(self, model: ModelSource = "yolox-s", weights: Optional[Union[str, Path]] = None,
                  device: str = "cpu", conf: float = 0.25, iou: float = 0.45,
                  imgsz: Optional[Union[int, Tuple[int, int]]] = None, class_agnostic: bool = False,
                  half: bool = False, num_classes: Optional[int] = None,
-                 names: Optional[Sequence[str]] = None, strict: bool = True, fuse: bool = True, amp: bool = False):
+                 names: Optional[Sequence[str]] = None, strict: bool = True, fuse: bool = True, amp: bool = False,
+                 slice: Optional[int] = None, overlap: float = 0.2, slice_full: bool = True,
+                 slice_merge: str = "union"):
         self.conf, self.iou, self.class_agnostic = conf, iou, class_agnostic
+        self.slicing = SliceConfig(slice, overlap, slice_full, slice_merge) if slice else None
         self.timings = Timings()
         resolved = resolve_model(model, weights, device=device, imgsz=imgsz, half=half, fuse=fuse, amp=amp,
                                  num_classes=num_classes, names=names, strict=strict)
@@ -99,9 +108,10 @@ class Detector:
 
     def stream(self, source: Any, batch_size: int = 1, limit: int = 0) -> Iterator[Detections]:
         """:meth:`predict` as a generator: one Detections per image or frame, in order, run
-        ``batch_size`` at a time; at most ``limit`` video frames (0: all)."""
+        ``batch_size`` at a time; at most ``limit`` video frames (0: all). A background thread
+        decodes the next two batches while the model runs."""
         pending: List[Tuple[str, np.ndarray]] = []
-        for name, image in iter_images(source, limit):
+        for name, image in prefetch(iter_images(source, limit), 2 * batch_size):
             if isinstance(image, Exception):
                 warn_skipped(name, image)
                 continue
@@ -115,6 +125,8 @@ class Detector:
     def predict_images(self, named_images: Sequence[Tuple[ImageId, np.ndarray]], clip: bool = True
                        ) -> List[Detections]:
         """One batch of (name, BGR uint8 image) -> one Detections per image."""
+        if self.slicing is not None:
+            return predict_sliced(self, named_images, self.slicing)
         t0 = time.perf_counter()
         batch = self.preprocess(named_images)
         self.timings.preprocess += time.perf_counter() - t0

@@ -3,7 +3,9 @@
 A model source is one of:
 
 - a YOLOX module (used as it is);
-- a preset name ("yolox-s", ...) with ``weights`` (an openyolox or reference checkpoint);
+- a preset name ("yolox-s", ...): with ``weights`` None, the published COCO weights of that
+  model (downloaded once, openyolox.hub); ``weights`` may also be a checkpoint file, another
+  published name, or "none" for random weights;
 - a checkpoint path (``.pth``/``.pt``/``.ckpt``) whose metadata names its model (openyolox
   training checkpoints do);
 - an exported file or folder (ONNX, OpenVINO, ncnn, TorchScript; see inference.deployed).
@@ -20,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from openyolox.checkpoint import LoadReport, load_checkpoint, load_weights
 from openyolox.config import check_image_size, get_preset
 from openyolox.errors import ConfigError
+from openyolox.hub import resolve_weights
 from openyolox.inference.backends import load_backend
 from openyolox.inference.backends.pytorch import TorchBackend
 from openyolox.inference.deployed import is_checkpoint_path, is_exported_model
@@ -55,6 +58,10 @@ def resolve_model(model: ModelSource = "yolox-s", weights: Optional[Union[str, P
         return _resolve_exported(Path(model), device, imgsz, names)
     if weights is None and is_checkpoint_path(model):
         weights, model = model, None
+    elif not isinstance(model, YOLOX) or weights is not None:
+        name = model.config.name if isinstance(model, YOLOX) and model.config is not None else model
+        weights = resolve_weights(name if isinstance(name, str) else None, weights,
+                                  fetch_if_none=not isinstance(model, YOLOX))
     ckpt = load_checkpoint(weights) if weights is not None else None
     meta: Dict[str, Any] = {k: ckpt[k] for k in CHECKPOINT_META if k in ckpt} if ckpt is not None else {}
     if ckpt is not None and "imgsz" not in meta and "img_size" in ckpt:  # checkpoints written before 0.2

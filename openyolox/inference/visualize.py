@@ -33,10 +33,14 @@ def drawable_boxes(boxes: np.ndarray, image_hw: Tuple[int, int]) -> List[Optiona
 
 
 def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
-                    names: Sequence[str]) -> np.ndarray:
-    """Return a copy of ``image`` (H, W, 3) BGR with boxes (N, 4) xyxy pixels and labels."""
+                    names: Sequence[str], line_width: Optional[int] = None, labels: bool = True,
+                    show_scores: bool = True) -> np.ndarray:
+    """Return a copy of ``image`` (H, W, 3) BGR with boxes (N, 4) xyxy pixels and labels.
+
+    line_width: box line in px (default: grows with the image); labels: draw "name score"
+    tags (show_scores: with the score)."""
     out = image.copy()
-    thickness = max(1, round(min(out.shape[:2]) / 400))
+    thickness = max(1, int(line_width)) if line_width else max(1, round(min(out.shape[:2]) / 400))
     font_scale = max(0.4, min(out.shape[:2]) / 1200)
     for box, score, cls in zip(drawable_boxes(boxes, out.shape[:2]), scores, classes):
         if box is None:
@@ -44,8 +48,10 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, cl
         x1, y1, x2, y2 = box
         color = class_color(int(cls))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
-        name = names[int(cls)] if int(cls) < len(names) else str(int(cls))
-        label = f"{name} {float(score):.2f}"
+        if not labels:
+            continue
+        name = names[int(cls)] if 0 <= int(cls) < len(names) else str(int(cls))
+        label = f"{name} {float(score):.2f}" if show_scores else name
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + base + 2
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 2, ty + 1), color, -1)

@@ -1,4 +1,4 @@
-"""Convolution blocks of YOLOX (YOLOX_SPEC.md section 2).
+"""Convolution blocks of YOLOX (docs/yolox.md section 2).
 
 Attribute names (``conv``, ``bn``, ``dconv``, ``pconv``, ``conv1``...) become state-dict
 keys and must match the reference checkpoints; they are an interface, not a choice.

@@ -3,7 +3,7 @@
 Raw predictions per location are (tx, ty, tw, th, obj_logit, cls_logits). They decode to
 boxes in input pixels with the location's grid cell (x, y) and stride s:
     cx = (tx + x) * s,  cy = (ty + y) * s,  w = exp(tw) * s,  h = exp(th) * s
-Levels are concatenated P3, P4, P5, each flattened row-major (YOLOX_SPEC.md section 3).
+Levels are concatenated P3, P4, P5, each flattened row-major (docs/yolox.md section 3).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The YOLOX training loss (YOLOX_SPEC.md section 5).
+"""The YOLOX training loss (docs/yolox.md section 5).
 
 Given the head's outputs for a batch and the padded labels, SimOTA (simota.py) picks the
 positive anchors and their GTs; the loss is then

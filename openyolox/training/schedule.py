@@ -1,10 +1,10 @@
-"""Learning-rate schedule, parameter groups and EMA of the YOLOX recipe (YOLOX_SPEC.md s7)."""
+"""Learning-rate schedule, parameter groups and EMA of the YOLOX recipe (docs/yolox.md section 7)."""
 from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Iterable
 
 import torch
 from torch import nn
@@ -40,13 +40,16 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_d
     """SGD Nesterov with three groups: BN weights (no decay), conv/linear weights (decay),
     biases (no decay)."""
     bn_weights, weights, biases = [], [], []
-    for module in model.modules():
-        if hasattr(module, "bias") and isinstance(module.bias, nn.Parameter):
+    for module in model.modules():  # frozen parameters (requires_grad False) are left out
+        if hasattr(module, "bias") and isinstance(module.bias, nn.Parameter) and module.bias.requires_grad:
             biases.append(module.bias)
+        weight = getattr(module, "weight", None)
+        if not (isinstance(weight, nn.Parameter) and weight.requires_grad):
+            continue
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            bn_weights.append(module.weight)
-        elif hasattr(module, "weight") and isinstance(module.weight, nn.Parameter):
-            weights.append(module.weight)
+            bn_weights.append(weight)
+        else:
+            weights.append(weight)
     optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=momentum, nesterov=True)
     optimizer.add_param_group({"params": weights, "weight_decay": weight_decay})
     optimizer.add_param_group({"params": biases})
@@ -65,11 +68,13 @@ class ModelEMA:
     average follows the fast-changing early weights, approaching 0.9998 later.
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.9998, ramp: float = 2000.0, updates: int = 0):
+    def __init__(self, model: nn.Module, decay: float = 0.9998, ramp: float = 2000.0, updates: int = 0,
+                 frozen: Iterable[str] = ()):
         self.ema = copy.deepcopy(unwrap(model)).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
         self.decay_max, self.ramp, self.updates = decay, ramp, updates
+        self.frozen = set(frozen)  # state-dict keys that never change: their copy stays exact
 
     def decay(self) -> float:
         return self.decay_max * (1 - math.exp(-self.updates / self.ramp))
@@ -80,7 +85,7 @@ class ModelEMA:
         d = self.decay()
         current = unwrap(model).state_dict()
         for key, value in self.ema.state_dict().items():
-            if value.dtype.is_floating_point:
+            if value.dtype.is_floating_point and key not in self.frozen:
                 value.mul_(d).add_(current[key].detach(), alpha=1 - d)
 
     def state_dict(self) -> Dict:

@@ -1,4 +1,4 @@
-"""SimOTA label assignment for a whole batch at once (YOLOX_SPEC.md section 4).
+"""SimOTA label assignment for a whole batch at once (docs/yolox.md section 4).
 
 SimOTA decides which anchor points are positives for which ground-truth box. Each GT takes
 its k cheapest anchors, where the cost says how badly the current prediction at an anchor fits

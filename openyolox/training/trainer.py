@@ -1,4 +1,4 @@
-"""The YOLOX training loop (YOLOX_SPEC.md sections 6-7), top to bottom.
+"""The YOLOX training loop (docs/yolox.md sections 6-7), top to bottom.
 
 setup: data (checked) -> model (+ fine-tune weights) -> optimiser, schedule, EMA, AMP scaler
 loop:  per epoch [switch to no-aug + L1 near the end] -> per batch [lr, multi-scale resize,
@@ -25,21 +25,24 @@ from tqdm import tqdm
 from openyolox.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from openyolox.config import ModelConfig, get_preset
 from openyolox.data.checks import check_split, drop_bad_samples
-from openyolox.data.dataset import (TrainDataset, build_train_loader, multiscale_size_range, random_size,
-                                    resize_batch)
+from openyolox.data.dataset import TrainDataset
+from openyolox.data.loader import build_train_loader
 from openyolox.data.records import DatasetSplit
-from openyolox.data.sources import load_split
+from openyolox.data.layouts import load_split
 from openyolox.errors import CheckpointError, ConfigError, DataError, OpenYoloxError
 from openyolox.evaluation.coco import evaluate_coco
 from openyolox.evaluation.runner import predict_split
+from openyolox.hub import resolve_weights
 from openyolox.inference.predictor import Detector
 from openyolox.models.yolox import YOLOX, create_model
 from openyolox.run_dir import make_run_dir
 from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object, gather_objects,
                                             init_distributed, shutdown_distributed)
+from openyolox.training.freeze import Freezer
 from openyolox.training.logs import RunLogger
 from openyolox.training.loss import detection_loss
-from openyolox.training.recipe import TrainConfig, resolve_defaults
+from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
+from openyolox.training.recipe import BUILTIN_RECIPE, TrainConfig, recipe_for, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 
 MULTISCALE_EVERY = 10  # iterations between input-size changes
@@ -73,11 +76,15 @@ def prepare_split(data: str, split: str, skip_bad: bool, log) -> DatasetSplit:
     ``skip_bad``, which drops bad boxes/images and says how many."""
     ds = load_split(data, split)
     report = check_split(ds)
+    repaired = [i for i in report.warnings if i.kind == "image-truncated-trailer"]
+    if repaired:  # used as they are: every pixel decodes (`openyolox check-data --fix-out` rewrites them)
+        log(f"warning: {len(repaired)} image(s) in the {split} split lack their JPEG end marker but decode whole; "
+            f"training uses them (e.g. {repaired[0].path})")
     if report.errors:
         if not skip_bad:
             raise DataError(f"{len(report.errors)} problem(s) in the {split} split of {data}:\n"
                             f"{report.summary()}\nfix them, or pass --skip-bad to train on the valid part")
-        ds, n_img, n_box = drop_bad_samples(ds)
+        ds, n_img, n_box = drop_bad_samples(ds, report)
         log(f"warning: --skip-bad: dropped {n_img} image(s) and {n_box} box(es) from the {split} split "
             f"({len(report.errors)} problem(s))")
     if len(ds) == 0:
@@ -122,6 +129,7 @@ class Trainer:
         self.scaler: Optional[torch.amp.GradScaler] = None
         self.size_range: Optional[Tuple[int, int]] = None   # multi-scale (min, max) pixels, or None
         self.logger: Optional[RunLogger] = None
+        self.freezer: Optional[Freezer] = None
 
         # progress (saved in checkpoints)
         self.epoch, self.iteration, self.best_ap = 0, 0, -1.0
@@ -132,6 +140,7 @@ class Trainer:
         self.last_predictions: Optional[Dict[Any, Any]] = None
         self.last_eval_images = 0
         self._size_block, self._size = -1, self.imgsz   # multi-scale: the current block and size
+        self.dropped_images: set = set()       # files that failed to read mid-run (replaced, logged once)
 
     # ------------------------------------------------------------------ setup
 
@@ -170,8 +179,17 @@ class Trainer:
         self.class_names = list(self.train_split.class_names)
 
         model = create_model(self.preset, len(self.class_names))
-        if cfg.weights and self.resume_state is None:
-            self._load_finetune_weights(model, cfg.weights)
+        if self.resume_state is None:
+            # custom data starts from the published COCO weights unless --weights says otherwise;
+            # the built-in set trains from scratch (no network needed for the main job)
+            weights = resolve_weights(cfg.model, cfg.weights, fetch_if_none=recipe_for(cfg) is not BUILTIN_RECIPE,
+                                      progress=self.dist.is_main)
+            if weights is not None:
+                self._load_finetune_weights(model, str(weights))
+            else:
+                self.log("training from scratch (random initial weights)")
+        self.freezer = Freezer(model, cfg.freeze)
+        self.log(self.freezer.describe())
         self.model = model.to(self.device)
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -188,7 +206,7 @@ class Trainer:
         self.schedule = WarmCosineSchedule(lr, cfg.epochs * self.iters_per_epoch,
                                            cfg.warmup_epochs * self.iters_per_epoch,
                                            cfg.no_aug_epochs * self.iters_per_epoch, cfg.min_lr_ratio)
-        self.ema = ModelEMA(self.model) if cfg.ema else None
+        self.ema = ModelEMA(self.model, frozen=self.freezer.keys) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
         self.size_range = (multiscale_size_range(self.preset, self.imgsz) if cfg.multiscale else None)
         if self.resume_state is not None:
@@ -291,6 +309,7 @@ class Trainer:
         if no_aug and epoch == cfg.epochs - cfg.no_aug_epochs:
             self.log(f"epoch {epoch + 1}: mosaic/mixup/affine off, L1 loss on (last {cfg.no_aug_epochs} epochs)")
         self.model.train()
+        self.freezer.keep_frozen_bn_in_eval()
         skip = self.iteration - epoch * self.iters_per_epoch  # batches already done (resume mid-epoch)
         sums: Dict[str, float] = {}
         seen, t_epoch = 0, time.time()
@@ -300,6 +319,7 @@ class Trainer:
             if i < skip:
                 continue
             losses = self.train_step(batch)
+            self._log_dropped(batch.dropped)
             n = batch.images.shape[0]
             seen += n * self.dist.world_size
             for k, v in losses.items():
@@ -333,6 +353,15 @@ class Trainer:
         if improved:
             self.save("best.pth", payload)
         self.save("last.pth", payload)
+
+    def _log_dropped(self, paths) -> None:
+        """An image that fails to read mid-run never stops the run: the dataset replaces it by
+        the next readable one and reports it (each worker once); say so, once per file."""
+        new = [p for p in paths if p not in self.dropped_images]
+        if new:
+            self.dropped_images.update(new)
+            self.log(f"warning: dropped {len(new)} unreadable image(s), replaced by the next readable ones "
+                     f"({len(self.dropped_images)} so far): {', '.join(map(str, new))}")
 
     def _should_evaluate(self, epoch_done: int) -> bool:
         return (epoch_done % self.cfg.eval_interval == 0 or self.in_no_aug_phase(epoch_done - 1)
@@ -402,6 +431,8 @@ class Trainer:
                                   progress=self.cfg.progress and self.dist.is_main)
         finally:
             model.train(was_training)
+            if was_training:
+                self.freezer.keep_frozen_bn_in_eval()
         merged: Dict[Any, Any] = {}
         parts = gather_objects(preds, self.dist)
         for part in parts:

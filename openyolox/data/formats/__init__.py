@@ -5,7 +5,7 @@
 - :mod:`.yolo`: YOLO txt labels described by a ``data.yaml``
 - :mod:`.synthetic`: the built-in shapes dataset, generated on first use as a COCO layout
 
-Most code should call :func:`openyolox.data.sources.load_split`, which detects the layout.
+Most code should call :func:`openyolox.data.layouts.load_split`, which detects the layout.
 """
 from openyolox.data.formats.coco import coco_dict, load_coco_json, load_coco_root
 from openyolox.data.formats.synthetic import ensure_builtin, generate_builtin

@@ -15,11 +15,12 @@ COCO ``bbox`` [x, y, w, h] becomes xyxy; ``iscrowd`` is kept; annotations are ke
 written (degenerate boxes included: validation is a separate step). Sizes come from the
 json; images are opened (header only) only when it omits them.
 
-Lenient mode (``problems=[]``, used by ``openyolox check-data``): instead of raising at the
-first bad entry, the readers append ``(file, kind, detail)`` to ``problems`` and skip what
-they cannot use (an image entry without id, a repeated image id, an annotation naming an
-unknown image or category or holding a bad bbox); listed images that are missing are kept as
-records for the checks to report. Problems with the file as a whole still raise.
+Problems (see :mod:`.problems`): the reader skips what it cannot use (an image entry without
+id, a repeated image id, an annotation naming an unknown image or category or holding a bad
+bbox) and hands each to ``problems``: strict (None) raises at the first, lenient (a list,
+used by ``openyolox check-data``) collects them all; an annotation's problem names its image.
+In lenient mode listed images that are missing are kept as records for the checks to report.
+Problems with the file as a whole raise in both modes.
 
 Speed: a 118k-image / 860k-box json (COCO train2017) is one json parse (orjson when it is
 installed) plus one Python pass over the annotations.
@@ -32,15 +33,15 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from openyolox.data.formats.problems import Problems, read_annotation_file
 from openyolox.data.image_io import read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 # user split name -> stems that count as that split (plus an optional year: "train2017")
 SPLIT_ALIASES: Dict[str, Tuple[str, ...]] = {
@@ -57,7 +58,7 @@ _NOT_DETECTION = ("captions", "person_keypoints", "panoptic", "stuff", "image_in
 
 def load_coco_root(root: PathLike, split: str, problems: Optional[list] = None) -> DatasetSplit:
     """Load split ``split`` ("train", "val" or an explicit name like "val2017") of a COCO
-    root that has an ``annotations/`` folder. ``problems``: see lenient mode above."""
+    root that has an ``annotations/`` folder. ``problems``: see Problems above."""
     root = Path(root)
     json_path, split_name = find_coco_annotation(root, split)
     candidates = [root / split_name, root / "images" / split_name]
@@ -78,33 +79,29 @@ def load_coco_json(json_path: PathLike, image_dirs: Optional[Sequence[PathLike]]
     ``(file, kind, detail)`` tuples instead (lenient mode, see the module docstring).
     """
     json_path = Path(json_path)
+    found = Problems.of(problems)
     # Millions of small objects get created below; the cyclic GC would rescan them over and
     # over (4x slower on COCO train2017) although none of them can form a cycle.
     with _gc_paused():
         data = read_coco_json(json_path)
         images, annotations, categories = _check_top_level(data, json_path)
         class_names, category_ids, cat_index = _parse_categories(categories, json_path)
-        ids, file_names, sizes = _parse_images(images, json_path, problems)
+        ids, file_names, sizes = _parse_images(images, json_path, found)
 
         dirs = [Path(d) for d in (image_dirs or default_image_dirs(json_path))]
         image_dir = find_image_dir(json_path, file_names, dirs)
-        if problems is None:  # lenient: the checks report each missing image
+        if found.strict:  # one error for all missing images; lenient: the checks report each
             check_images_exist(json_path, image_dir, file_names)
 
         img_index = {image_id: i for i, image_id in enumerate(ids)}
-        per_image = _group_annotations(annotations, img_index, cat_index, json_path, problems)
+        per_image = _group_annotations(annotations, img_index, cat_index, json_path, found, file_names)
         del data, images, annotations
 
         records = []
         base = str(image_dir)
         for i, (image_id, file_name) in enumerate(zip(ids, file_names)):
             path = Path(os.path.join(base, file_name))
-            if sizes[i] is not None:
-                width, height = sizes[i]
-            elif problems is None:
-                width, height = read_image_size(path)
-            else:
-                width, height = _lenient_size(path, problems)
+            width, height = sizes[i] if sizes[i] is not None else _image_size(path, found)
             boxes, classes, crowd = per_image[i]
             records.append(ImageRecord(path=path, image_id=image_id, width=width, height=height,
                                        boxes=boxes, classes=classes, iscrowd=crowd))
@@ -117,14 +114,7 @@ def load_coco_json(json_path: PathLike, image_dirs: Optional[Sequence[PathLike]]
 def read_coco_json(path: PathLike) -> dict:
     """Parse a json file, turning every failure into a DataError naming the file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: annotation file is empty; re-export the COCO json")
+    raw = read_annotation_file(path, "annotation file not found", "annotation file is empty; re-export the COCO json")
     try:
         try:
             import orjson  # optional, ~3x faster on big files
@@ -312,71 +302,35 @@ def _parse_categories(categories: list, path: Path):
     return [c[1] for c in cats], ids, {cid: i for i, cid in enumerate(ids)}
 
 
-def _lenient_size(path: Path, problems: list) -> Tuple[int, int]:
-    """Header size of an image the json gives no size for; (0, 0) when it cannot be read
-    (a missing file is left to the checks; an unreadable one is reported here)."""
+def _image_size(path: Path, problems: Problems) -> Tuple[int, int]:
+    """Header size of an image the json gives no size for; (0, 0) when it cannot be read (a
+    missing file is left to the checks: strict mode has already refused missing images)."""
     if not path.is_file():
         return 0, 0
     try:
         return read_image_size(path)
     except DataError as exc:
-        problems.append((str(path), "unreadable-image", _without_path(str(exc), path)))
+        problems.caught(exc, path, "unreadable-image")
         return 0, 0
 
 
-def _without_path(message: str, path: Path) -> str:
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
-
-
-def _parse_images(images: list, path: Path, problems: Optional[list] = None):
-    if problems is not None:
-        return _parse_images_lenient(images, path, problems)
-    ids, file_names, sizes = [], [], []
-    for k, img in enumerate(images):
-        try:
-            image_id, file_name = img["id"], img["file_name"]
-        except (KeyError, TypeError):
-            raise DataError(f"{path}: images[{k}] needs 'id' and 'file_name'") from None
-        w, h = img.get("width"), img.get("height")
-        if w and h:
-            try:
-                sizes.append((int(w), int(h)))
-            except (TypeError, ValueError):
-                raise DataError(f"{path}: images[{k}] (id {image_id}) has a non-numeric width/height") from None
-        else:
-            sizes.append(None)
-        ids.append(image_id)
-        file_names.append(str(file_name))
-    if len(set(ids)) != len(ids):
-        seen, dup = set(), None
-        for i in ids:
-            if i in seen:
-                dup = i
-                break
-            seen.add(i)
-        raise DataError(f"{path}: image id {dup!r} appears more than once in 'images'; ids must be unique")
-    return ids, file_names, sizes
-
-
-def _parse_images_lenient(images: list, path: Path, problems: list):
-    """_parse_images that skips (and reports) unusable entries; a repeated id keeps its first entry."""
+def _parse_images(images: list, path: Path, problems: Problems):
+    """-> (ids, file names, sizes: (w, h) or None) of the usable entries of 'images'; an
+    unusable entry is skipped, a repeated id keeps its first entry."""
     ids, file_names, sizes = [], [], []
     first: Dict[object, str] = {}
     for k, img in enumerate(images):
         try:
             image_id, file_name = img["id"], img["file_name"]
         except (KeyError, TypeError):
-            problems.append((str(path), "bad-annotation", f"images[{k}] needs 'id' and 'file_name'; skipped"))
+            problems.add(path, "bad-annotation", f"images[{k}] needs 'id' and 'file_name'", "; skipped")
             continue
         if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
-            problems.append((str(path), "bad-annotation", f"images[{k}] has id {image_id!r}; ids are integers; "
-                                                          f"skipped"))
+            problems.add(path, "bad-annotation", f"images[{k}] has id {image_id!r}; ids are integers", "; skipped")
             continue
         if image_id in first:
-            problems.append((str(path), "duplicate-image-id",
-                             f"image id {image_id!r} appears more than once in 'images' ({first[image_id]}, "
-                             f"{file_name}); the first entry is kept"))
+            problems.add(path, "duplicate-image-id", f"image id {image_id!r} appears more than once in 'images' "
+                         f"({first[image_id]}, {file_name}); ids must be unique", "; the first entry is kept")
             continue
         first[image_id] = str(file_name)
         size = None
@@ -385,8 +339,8 @@ def _parse_images_lenient(images: list, path: Path, problems: list):
             try:
                 size = (int(w), int(h))
             except (TypeError, ValueError):
-                problems.append((str(path), "bad-annotation", f"images[{k}] (id {image_id}) has a non-numeric "
-                                                              f"width/height {w!r}x{h!r}; read from the image"))
+                problems.add(path, "bad-annotation", f"images[{k}] (id {image_id}) has a non-numeric width/height "
+                             f"{w!r}x{h!r}", "; read from the image")
         ids.append(image_id)
         file_names.append(str(file_name))
         sizes.append(size)
@@ -394,12 +348,12 @@ def _parse_images_lenient(images: list, path: Path, problems: list):
 
 
 def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path,
-                       problems: Optional[list] = None):
+                       problems: Problems, file_names: Sequence[str]):
     """-> per image position: (boxes (N,4) xyxy float32, classes (N,) int64, iscrowd (N,) bool).
 
-    Fast path: list comprehensions and one numpy conversion; on any failure the slow loop
-    below finds the first bad annotation and says what is wrong with it (or, in lenient
-    mode, reports and drops every bad one).
+    Fast path: generator expressions and one numpy conversion; on any failure every
+    annotation is looked at (:func:`_annotation_problem`) and the bad ones go to ``problems``
+    (strict: the first raises) and are left out.
     """
     n = len(annotations)
     try:
@@ -408,11 +362,16 @@ def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path
         crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in annotations), bool, n)
         xywh = np.array([a["bbox"] for a in annotations], np.float64).reshape(n, 4)
     except (KeyError, TypeError, ValueError, AttributeError):
-        if problems is None:
-            _diagnose_annotations(annotations, img_index, cat_index, path)
-            raise
-        good = [a for k, a in enumerate(annotations) if _annotation_ok(k, a, img_index, cat_index, path, problems)]
-        return _group_annotations(good, img_index, cat_index, path)
+        good = []
+        for k, a in enumerate(annotations):
+            found = _annotation_problem(k, a, img_index, cat_index, file_names)
+            if found is None:
+                good.append(a)
+            else:
+                problems.add(path, found[0], found[1], "; skipped")
+        if len(good) == n:
+            raise  # a failure _annotation_problem does not know: never silently drop anything
+        return _group_annotations(good, img_index, cat_index, path, problems, file_names)
     xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
     order = np.argsort(img_pos, kind="stable")
     bounds = np.searchsorted(img_pos[order], np.arange(len(img_index) + 1))
@@ -423,46 +382,32 @@ def _group_annotations(annotations: list, img_index: dict, cat_index: dict, path
     return out
 
 
-def _annotation_ok(k: int, a, img_index: dict, cat_index: dict, path: Path, problems: list) -> bool:
-    """Lenient mode: is annotation ``k`` usable? If not, say why in ``problems``."""
-    found = _annotation_problem(k, a, img_index, cat_index)
-    if found is not None:
-        problems.append((str(path), found[0], found[1] + "; skipped"))
-    return found is None
-
-
-def _diagnose_annotations(annotations: list, img_index: dict, cat_index: dict, path: Path) -> None:
-    """Raise a DataError for the first malformed annotation."""
-    for k, a in enumerate(annotations):
-        found = _annotation_problem(k, a, img_index, cat_index)
-        if found is not None:
-            raise DataError(f"{path}: {found[1]}")
-
-
-def _annotation_problem(k: int, a, img_index: dict, cat_index: dict) -> Optional[Tuple[str, str]]:
-    """(kind, detail) of what is wrong with annotations[k], or None when it is usable."""
+def _annotation_problem(k: int, a, img_index: dict, cat_index: dict,
+                        file_names: Sequence[str]) -> Optional[Tuple[str, str]]:
+    """(kind, detail) of what is wrong with annotations[k], or None when it is usable. The
+    detail names the annotation's image (its file_name) whenever its image_id is known."""
+    image = ""
+    try:
+        image = f" (image {file_names[img_index[a['image_id']]]})"
+    except (KeyError, TypeError, IndexError):
+        pass
     try:
         image_id, category_id, bbox = a["image_id"], a["category_id"], a["bbox"]
     except (KeyError, TypeError):
-        return "bad-annotation", f"annotations[{k}] needs 'image_id', 'category_id' and 'bbox'"
+        return "bad-annotation", f"annotations[{k}]{image} needs 'image_id', 'category_id' and 'bbox'"
     ann_id = a.get("id", k)
-    try:
-        img_index[image_id]
-    except (KeyError, TypeError):
+    if not image:
         return "unknown-image-id", f"annotation {ann_id!r} refers to image_id {image_id!r}, which is not in 'images'"
     try:
         cat_index[category_id]
     except (KeyError, TypeError):
-        return "unknown-category", (f"annotation {ann_id!r} has category_id {category_id!r}, which is not in "
-                                    f"'categories' (ids {sorted(cat_index)[:20]})")
+        return "unknown-category", (f"annotation {ann_id!r}{image} has category_id {category_id!r}, which is not "
+                                    f"in 'categories' (ids {sorted(cat_index)[:20]})")
     try:
         if len(bbox) != 4:
             raise ValueError
         [float(v) for v in bbox]
     except (TypeError, ValueError):
-        return "bad-annotation", f"annotation {ann_id!r} has bbox {bbox!r}; expected [x, y, width, height] numbers"
-    try:
-        bool(a.get("iscrowd", 0))
-    except (TypeError, ValueError):
-        return "bad-annotation", f"annotation {ann_id!r} has iscrowd {a.get('iscrowd')!r}; expected 0 or 1"
+        return "bad-annotation", (f"annotation {ann_id!r}{image} has bbox {bbox!r}; expected [x, y, width, height] "
+                                  f"numbers")
     return None

@@ -13,7 +13,7 @@ by the same code as any COCO dataset::
     <cache>/builtin-v1/annotations/instances_val.json     val/000000.jpg ...
     <cache>/builtin-v1/meta.json                           version, seed, counts, classes
 
-``<cache>`` is ``$OPENYOLOX_CACHE`` or ``~/.cache/openyolox``.
+``<cache>`` is openyolox.cache.cache_dir() (``$OPENYOLOX_HOME`` or ``~/.cache/openyolox``).
 
 Guarantees:
 - deterministic: every image has its own generator seeded by (seed, split, index), so the
@@ -33,16 +33,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
+from openyolox.cache import cache_dir
 from openyolox.data.formats.coco import coco_dict
 from openyolox.data.records import ImageRecord
 from openyolox.errors import DataError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 VERSION = "builtin-v1"
 CLASS_NAMES: Tuple[str, ...] = ("circle", "rectangle", "triangle", "star", "cross", "ring")
@@ -59,12 +59,6 @@ _STALE_TMP_SECONDS = 3600
 
 
 # ----------------------------------------------------------------------------- public API
-
-
-def cache_dir() -> Path:
-    """``$OPENYOLOX_CACHE`` or ``~/.cache/openyolox``."""
-    env = os.environ.get("OPENYOLOX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "openyolox"
 
 
 def builtin_root() -> Path:
@@ -120,19 +114,25 @@ def generate_builtin(root: PathLike, num_train: Optional[int] = None, num_val: O
     return root
 
 
-def render_image(rng: np.random.Generator, width: int, height: int
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw one image -> (BGR uint8 (height, width, 3), boxes (N, 4) xyxy px, classes (N,) int64)."""
+def render_image(rng: np.random.Generator, width: int, height: int, sizes: Optional[Tuple[float, float]] = None,
+                 max_objects: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw one image -> (BGR uint8 (height, width, 3), boxes (N, 4) xyxy px, classes (N,) int64).
+
+    sizes: (min, max) shape extent in px, drawn log-uniformly (default: MIN_SIZE to
+    MAX_SIZE_FRACTION of the short side); 1..max_objects shapes are tried (default
+    MAX_OBJECTS; both read at call time). Other scales of the same world: benchmarks/slicing.py
+    draws small objects in large images."""
     canvas = _background(rng, width, height)
     owner = np.full((height, width), -1, np.int16)  # which object each pixel shows
     areas: List[int] = []    # pixels of each shape inside the image
     visible: List[int] = []  # of those, pixels not hidden by later shapes
     boxes: List[Tuple[int, int, int, int]] = []
     classes: List[int] = []
-    num_objects = int(rng.integers(1, MAX_OBJECTS + 1))
+    num_objects = int(rng.integers(1, (MAX_OBJECTS if max_objects is None else max_objects) + 1))
+    lo, hi = sizes if sizes is not None else (MIN_SIZE, MAX_SIZE_FRACTION * min(width, height))
     for _ in range(num_objects):
         cls = int(rng.integers(len(CLASS_NAMES)))
-        placed = _place_shape(rng, cls, width, height, owner, areas, visible)
+        placed = _place_shape(rng, cls, width, height, owner, areas, visible, (lo, hi))
         if placed is None:
             continue
         x0, y0, mask = placed
@@ -258,15 +258,16 @@ def _shape_polygons(rng: np.random.Generator, cls: int, size: float) -> List[np.
 
 
 def _place_shape(rng: np.random.Generator, cls: int, width: int, height: int, owner: np.ndarray,
-                 areas: List[int], visible: List[int], tries: int = 10) -> Optional[Tuple[int, int, np.ndarray]]:
-    """Pick size and position; -> (x0, y0, mask (h, w) bool in image coordinates) or None.
+                 areas: List[int], visible: List[int], sizes: Tuple[float, float],
+                 tries: int = 10) -> Optional[Tuple[int, int, np.ndarray]]:
+    """Pick size (log-uniform in ``sizes``, px) and position; -> (x0, y0, mask (h, w) bool in
+    image coordinates) or None.
 
     Positions that would hide too much of an earlier shape, or leave too little of this one
     inside the image, are rejected and re-drawn.
     """
-    max_size = MAX_SIZE_FRACTION * min(width, height)
     for _ in range(tries):
-        size = float(np.exp(rng.uniform(np.log(MIN_SIZE), np.log(max_size))))
+        size = float(np.exp(rng.uniform(np.log(sizes[0]), np.log(sizes[1]))))
         polys = _shape_polygons(rng, cls, size)
         lo, hi = polys[0].min(0), polys[0].max(0)
         ext = hi - lo

@@ -20,10 +20,11 @@ Conventions, and why:
   just the split's, so train and val agree on class indices).
 - Image ids are positions 0..N-1 in the split list.
 
-Lenient mode (``problems=[]``, used by ``openyolox check-data``): instead of raising at the
-first problem, ``(file, kind, detail)`` is appended to ``problems`` and the unusable part is
-skipped: an object with an unknown class or a malformed <bndbox>, an id listed twice, an id
-whose xml or image is missing or unreadable. A missing split list or image folder still raises.
+Problems (see :mod:`.problems`): the reader skips what it cannot use (an object with an
+unknown class or a malformed <bndbox>, an id listed twice, an id whose xml or image is
+missing or unreadable) and hands each to ``problems``: strict (None) raises at the first,
+lenient (a list, used by ``openyolox check-data``) collects them all; an object's problem
+names its image. A missing split list or image folder raises in both modes.
 """
 from __future__ import annotations
 
@@ -32,15 +33,15 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openyolox.data.image_io import read_image_size
+from openyolox.data.formats.problems import Problems, read_annotation_file
+from openyolox.data.image_io import IMAGE_SUFFIXES, read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 VOC_CLASSES: Tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -48,7 +49,6 @@ VOC_CLASSES: Tuple[str, ...] = (
     "train", "tvmonitor",
 )
 CLASS_LIST_FILES = ("classes.txt", "labels.txt")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -72,10 +72,10 @@ def is_voc_root(path: PathLike) -> bool:
 def load_voc(root: PathLike, split: str, class_names: Optional[Sequence[str]] = None,
              problems: Optional[list] = None) -> DatasetSplit:
     """Load ``ImageSets/Main/<split>.txt`` of one VOC root (VOC2007, VOC2012 or a custom one).
-    ``problems``: see lenient mode above."""
+    ``problems``: see Problems above."""
     root = Path(root)
     ids = read_split_ids(root, split)
-    return _build_split([(root, ids)], class_names, name=split, root=root, problems=problems)
+    return _build_split([(root, ids)], class_names, split, root, Problems.of(problems))
 
 
 def load_vocdevkit(devkit: PathLike, split: str, class_names: Optional[Sequence[str]] = None,
@@ -106,7 +106,7 @@ def load_vocdevkit(devkit: PathLike, split: str, class_names: Optional[Sequence[
             parts = [(y, read_split_ids(y, "val")) for y in years]
     else:
         parts = [(y, read_split_ids(y, split)) for y in years]
-    return _build_split(parts, class_names, name=split, root=devkit, problems=problems)
+    return _build_split(parts, class_names, split, devkit, Problems.of(problems))
 
 
 def read_split_ids(root: Path, split: str) -> List[str]:
@@ -129,16 +129,13 @@ def read_split_ids(root: Path, split: str) -> List[str]:
 def parse_voc_xml(path: PathLike, problems: Optional[list] = None) -> VocAnnotation:
     """Parse one VOC xml file; malformed files raise DataError naming the file.
 
-    problems: a list to collect malformed objects in (they are skipped) instead of raising;
-    a missing, empty or invalid file raises either way."""
+    problems: None, or a list to collect malformed objects in (they are skipped) instead of
+    raising (see Problems above); a missing, empty or invalid file raises either way."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found; every id in the split list needs "
-                        f"Annotations/<id>.xml") from None
-    if not raw.strip():
-        raise DataError(f"{path}: annotation file is empty; re-export it or remove the image from the split")
+    problems = Problems.of(problems)
+    raw = read_annotation_file(path, "annotation file not found; every id in the split list needs "
+                                     "Annotations/<id>.xml",
+                               "annotation file is empty; re-export it or remove the image from the split")
     try:
         top = ET.fromstring(raw)
     except ET.ParseError as exc:
@@ -146,22 +143,20 @@ def parse_voc_xml(path: PathLike, problems: Optional[list] = None) -> VocAnnotat
     filename = (top.findtext("filename") or "").strip()
     width = _int_or_zero(top.findtext("size/width"))
     height = _int_or_zero(top.findtext("size/height"))
+    image = filename or f"{path.stem}.jpg"  # how the file names its image
     names, boxes, difficult = [], [], []
     for k, obj in enumerate(top.iter("object")):
         name = (obj.findtext("name") or "").strip()
         box = obj.find("bndbox")
         if not name or box is None:
-            if problems is None:
-                raise DataError(f"{path}: object {k + 1} needs <name> and <bndbox>")
-            problems.append((str(path), "bad-annotation", f"object {k + 1} needs <name> and <bndbox>; skipped"))
+            problems.add(path, "bad-annotation", f"object {k + 1} of image {image} needs <name> and <bndbox>",
+                         "; skipped")
             continue
         try:
             xmin, ymin, xmax, ymax = (float(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
-            detail = f"object {k + 1} ('{name}') needs numeric <xmin> <ymin> <xmax> <ymax> in <bndbox>"
-            if problems is None:
-                raise DataError(f"{path}: {detail}") from None
-            problems.append((str(path), "bad-annotation", detail + "; skipped"))
+            problems.add(path, "bad-annotation", f"object {k + 1} ('{name}') of image {image} needs numeric "
+                         f"<xmin> <ymin> <xmax> <ymax> in <bndbox>", "; skipped")
             continue
         names.append(name)
         boxes.append((xmin - 1.0, ymin - 1.0, xmax, ymax))
@@ -196,64 +191,27 @@ def resolve_class_names(roots: Iterable[Path], parsed: Dict[Path, VocAnnotation]
 
 
 def _build_split(parts: Sequence[Tuple[Path, List[str]]], class_names: Optional[Sequence[str]],
-                 name: str, root: Path, problems: Optional[list] = None) -> DatasetSplit:
-    if problems is not None:
-        return _build_split_lenient(parts, class_names, name, root, problems)
-    roots = [r for r, _ in parts]
-    explicit = class_names is not None or any((r / f).is_file() for r in roots for f in CLASS_LIST_FILES)
-    # Inferring classes needs every xml of the dataset; with a fixed list only the split's.
-    parsed: Dict[Path, VocAnnotation] = {}
-    if not explicit:
-        for r in roots:
-            for p in sorted((r / "Annotations").glob("*.xml")):
-                parsed[p] = parse_voc_xml(p)
-    names = resolve_class_names(roots, parsed, class_names)
-    index = {n: i for i, n in enumerate(names)}
-
-    records: List[ImageRecord] = []
-    for r, ids in parts:
-        image_files = _list_images(r / "JPEGImages")
-        for image_id in ids:
-            xml_path = r / "Annotations" / f"{image_id}.xml"
-            ann = parsed.get(xml_path) or parse_voc_xml(xml_path)
-            path = _image_path(r, image_id, ann, image_files)
-            classes = []
-            for n in ann.names:
-                if n not in index:
-                    raise DataError(f"{xml_path}:{_line_of(xml_path, n)}: class '{n}' is not in the class list "
-                                    f"({', '.join(names)}); fix the name or add it to the class list")
-                classes.append(index[n])
-            width, height = ann.width, ann.height
-            if width <= 0 or height <= 0:
-                width, height = read_image_size(path)
-            records.append(ImageRecord(path=path, image_id=len(records), width=width, height=height,
-                                       boxes=ann.boxes, classes=np.asarray(classes, np.int64),
-                                       iscrowd=ann.difficult))
-    return DatasetSplit(records=records, class_names=names, category_ids=list(range(len(names))),
-                        name=name, root=root)
-
-
-def _build_split_lenient(parts: Sequence[Tuple[Path, List[str]]], class_names: Optional[Sequence[str]],
-                         name: str, root: Path, problems: list) -> DatasetSplit:
-    """_build_split that reports problems in ``problems`` and skips what it cannot use."""
+                 name: str, root: Path, problems: Problems) -> DatasetSplit:
+    """Records of the ids in ``parts`` ((VOC root, ids) pairs); what cannot be used goes to
+    ``problems`` and is skipped."""
     roots = [r for r, _ in parts]
     explicit = class_names is not None or any((r / f).is_file() for r in roots for f in CLASS_LIST_FILES)
     parsed: Dict[Path, Optional[VocAnnotation]] = {}
 
     def parse(xml_path: Path) -> Optional[VocAnnotation]:
         if xml_path not in parsed:
+            parsed[xml_path] = None
             if not xml_path.is_file():
-                problems.append((str(xml_path), "missing-annotation", "annotation file not found; every id in the "
-                                 "split list needs Annotations/<id>.xml; image skipped"))
-                parsed[xml_path] = None
+                problems.add(xml_path, "missing-annotation", "annotation file not found; every id in the split "
+                             "list needs Annotations/<id>.xml", "; image skipped")
             else:
                 try:
                     parsed[xml_path] = parse_voc_xml(xml_path, problems)
                 except DataError as exc:
-                    problems.append((str(xml_path), "bad-annotation", _without_path(str(exc), xml_path)))
-                    parsed[xml_path] = None
+                    problems.caught(exc, xml_path, "bad-annotation")
         return parsed[xml_path]
 
+    # Inferring classes needs every xml of the dataset; with a fixed list only the split's.
     if not explicit:
         for r in roots:
             for p in sorted((r / "Annotations").glob("*.xml")):
@@ -267,9 +225,8 @@ def _build_split_lenient(parts: Sequence[Tuple[Path, List[str]]], class_names: O
         seen = set()
         for image_id in ids:
             if image_id in seen:
-                problems.append((str(r / "ImageSets" / "Main"), "duplicate-image-id",
-                                 f"id '{image_id}' is listed more than once in the '{name}' split list; "
-                                 f"the first is kept"))
+                problems.add(r / "ImageSets" / "Main", "duplicate-image-id", f"id '{image_id}' is listed more than "
+                             f"once in the '{name}' split list", "; the first is kept")
                 continue
             seen.add(image_id)
             xml_path = r / "Annotations" / f"{image_id}.xml"
@@ -279,7 +236,7 @@ def _build_split_lenient(parts: Sequence[Tuple[Path, List[str]]], class_names: O
             try:
                 path = _image_path(r, image_id, ann, image_files)
             except DataError as exc:
-                problems.append((str(xml_path), "missing-image", _without_path(str(exc), xml_path)))
+                problems.caught(exc, xml_path, "missing-image")
                 continue
             keep, classes = [], []
             for k, n in enumerate(ann.names):
@@ -287,25 +244,21 @@ def _build_split_lenient(parts: Sequence[Tuple[Path, List[str]]], class_names: O
                     keep.append(k)
                     classes.append(index[n])
                 else:
-                    problems.append((f"{xml_path}:{_line_of(xml_path, n)}", "unknown-class",
-                                     f"class '{n}' is not in the class list ({', '.join(names)}); object skipped"))
+                    problems.add(f"{xml_path}:{_line_of(xml_path, n)}", "unknown-class",
+                                 f"class '{n}' is not in the class list ({', '.join(names)}), in image {path.name}; "
+                                 f"fix the name or add it to the class list", "; object skipped")
             width, height = ann.width, ann.height
             if width <= 0 or height <= 0:
                 try:
                     width, height = read_image_size(path)
                 except DataError as exc:
-                    problems.append((str(path), "unreadable-image", _without_path(str(exc), path)))
+                    problems.caught(exc, path, "unreadable-image")
                     continue
             records.append(ImageRecord(path=path, image_id=len(records), width=width, height=height,
                                        boxes=ann.boxes[keep], classes=np.asarray(classes, np.int64),
                                        iscrowd=ann.difficult[keep]))
     return DatasetSplit(records=records, class_names=names, category_ids=list(range(len(names))),
                         name=name, root=root)
-
-
-def _without_path(message: str, path: Path) -> str:
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def _list_images(folder: Path) -> Dict[str, str]:
@@ -317,7 +270,7 @@ def _list_images(folder: Path) -> Dict[str, str]:
     found: Dict[str, str] = {}
     for e in entries:
         stem, ext = os.path.splitext(e)
-        if ext.lower() in IMAGE_EXTENSIONS:
+        if ext.lower() in IMAGE_SUFFIXES:
             found[e] = e
             found.setdefault(stem, e)
     return found

@@ -15,27 +15,27 @@ its bounding box). A missing or empty label file means an image without objects.
 Image sizes come from image headers (no decode). Class indices are the ``names`` order and
 category_ids are 0..C-1. Image ids are positions 0..N-1 in the (sorted) image list.
 
-Lenient mode (``problems=[]``, used by ``openyolox check-data``): a bad label row (class id out
-of range, wrong number of values, not normalised), an image whose header cannot be read or a
-listed image that does not exist is appended to ``problems`` as ``(file, kind, detail)`` and
-skipped, instead of raising. Problems with the yaml or a split folder still raise.
+Problems (see :mod:`.problems`): the reader skips what it cannot use (a bad label row: class id
+out of range, wrong number of values, not normalised; an image whose header cannot be read; a
+listed image that does not exist) and hands each to ``problems``: strict (None) raises at the
+first, lenient (a list, used by ``openyolox check-data``) collects them all; a label row's
+problem names its image. Problems with the yaml or a split folder raise in both modes.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 import yaml
 
-from openyolox.data.image_io import read_image_size
+from openyolox.data.formats.problems import Problems, read_annotation_file
+from openyolox.data.image_io import IMAGE_SUFFIXES, read_image_size
 from openyolox.data.records import DatasetSplit, ImageRecord
 from openyolox.errors import DataError
+from openyolox.typing import PathLike
 
-PathLike = Union[str, Path]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo", ".pfm", ".dng")
 _SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 # Values beyond this are not "slightly outside the image" but pixel coordinates.
 _NORMALISED_LIMIT = 1.5
@@ -43,8 +43,9 @@ _NORMALISED_LIMIT = 1.5
 
 def load_yolo(yaml_path: PathLike, split: str, problems: Optional[list] = None) -> DatasetSplit:
     """Load split ``split`` (a key of the yaml: train, val/valid, test, ...) of a YOLO dataset.
-    ``problems``: see lenient mode above."""
+    ``problems``: see Problems above."""
     yaml_path = Path(yaml_path)
+    problems = Problems.of(problems)
     cfg = read_data_yaml(yaml_path)
     names = parse_names(cfg, yaml_path)
     root = dataset_root(cfg, yaml_path)
@@ -60,12 +61,10 @@ def load_yolo(yaml_path: PathLike, split: str, problems: Optional[list] = None) 
         try:
             width, height = read_image_size(image_path)
         except DataError as exc:
-            if problems is None:
-                raise
-            problems.append((str(image_path), "unreadable-image", _without_path(str(exc), image_path)))
+            problems.caught(exc, image_path, "unreadable-image")
             continue
         boxes, classes = read_label_file(label_path_for(image_path), len(names), width, height, yaml_path,
-                                         problems)
+                                         problems, image=image_path)
         records.append(ImageRecord(path=image_path, image_id=len(records), width=width, height=height,
                                    boxes=boxes, classes=classes))
     return DatasetSplit(records=records, class_names=names, category_ids=list(range(len(names))),
@@ -73,14 +72,10 @@ def load_yolo(yaml_path: PathLike, split: str, problems: Optional[list] = None) 
 
 
 def read_data_yaml(path: Path) -> dict:
+    raw = read_annotation_file(path, "dataset yaml not found", "dataset yaml is empty; it needs 'train', 'val' and "
+                               "'names'")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: dataset yaml not found") from None
-    if not text.strip():
-        raise DataError(f"{path}: dataset yaml is empty; it needs 'train', 'val' and 'names'")
-    try:
-        cfg = yaml.safe_load(text)
+        cfg = yaml.safe_load(raw.decode("utf-8"))
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: invalid yaml ({exc})") from None
     if not isinstance(cfg, dict):
@@ -129,20 +124,21 @@ def dataset_root(cfg: dict, yaml_path: Path) -> Path:
 
 
 def list_split_images(entry, root: Path, yaml_path: Path, key: str, problems: Optional[list] = None) -> List[Path]:
-    """Images of one split entry: folder(s) (searched recursively, sorted) and/or .txt lists."""
+    """Images of one split entry: folder(s) (searched recursively, sorted) and/or .txt lists.
+    Listed images that do not exist go to ``problems`` (see Problems above)."""
     entries = entry if isinstance(entry, (list, tuple)) else [entry]
     images: List[Path] = []
     for e in entries:
         p = Path(str(e)).expanduser()
         p = p if p.is_absolute() else root / p
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
                 raise DataError(f"{yaml_path}: '{key}' folder {p} holds no images "
-                                f"({', '.join(IMAGE_EXTENSIONS[:5])}, ...)")
+                                f"({', '.join(IMAGE_SUFFIXES[:5])}, ...)")
             images += found
         elif p.is_file() and p.suffix.lower() == ".txt":
-            images += _read_image_list(p, root, problems)
+            images += _read_image_list(p, root, Problems.of(problems))
         else:
             raise DataError(f"{yaml_path}: '{key}: {e}' -> {p} does not exist; it must be a folder of images "
                             f"or a .txt list of images (paths are relative to {root})")
@@ -160,27 +156,26 @@ def label_path_for(image_path: Path) -> Path:
     return image_path.with_suffix(".txt")
 
 
-def read_label_file(path: Path, num_classes: int, width: int, height: int,
-                    yaml_path: PathLike = "", problems: Optional[list] = None) -> Tuple[np.ndarray, np.ndarray]:
+def read_label_file(path: Path, num_classes: int, width: int, height: int, yaml_path: PathLike = "",
+                    problems: Optional[list] = None, image: Optional[PathLike] = None
+                    ) -> Tuple[np.ndarray, np.ndarray]:
     """Parse one label file -> (boxes (N, 4) xyxy float32 in pixels, classes (N,) int64).
 
-    A missing file is an image without objects. Errors name the file and line; with
-    ``problems`` given, bad rows are reported there and skipped instead.
+    A missing file is an image without objects. Errors name the file and line, and the
+    image (``image``) the labels belong to; bad rows go to ``problems`` (see Problems above).
     """
+    problems = Problems.of(problems)
+    of_image = f" (image {Path(image).name})" if image is not None else ""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     except UnicodeDecodeError:
-        if problems is None:
-            raise DataError(f"{path}: label file is not text; expected rows 'class cx cy w h'") from None
-        problems.append((str(path), "bad-annotation", "label file is not text; expected rows 'class cx cy w h'"))
+        problems.add(path, "bad-annotation", f"label file is not text; expected rows 'class cx cy w h'{of_image}")
         text = ""
 
     def bad_row(where: str, kind: str, detail: str) -> None:
-        if problems is None:
-            raise DataError(f"{where}: {detail}")
-        problems.append((where, kind, detail + "; row skipped"))
+        problems.add(where, kind, detail + of_image, "; row skipped")
 
     boxes, classes = [], []
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -220,12 +215,7 @@ def read_label_file(path: Path, num_classes: int, width: int, height: int,
     return boxes_px, np.asarray(classes, np.int64)
 
 
-def _without_path(message: str, path: Path) -> str:
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
-
-
-def _read_image_list(txt: Path, root: Path, problems: Optional[list] = None) -> List[Path]:
+def _read_image_list(txt: Path, root: Path, problems: Problems) -> List[Path]:
     """A .txt list of images: absolute paths, './x' relative to the list, others to the root."""
     images = []
     for line in txt.read_text(encoding="utf-8").splitlines():
@@ -237,10 +227,10 @@ def _read_image_list(txt: Path, root: Path, problems: Optional[list] = None) -> 
             p = txt.parent / p if line.startswith("./") or not (root / p).exists() else root / p
         images.append(p)
     missing = [p for p in images if not p.is_file()]
-    if missing and problems is not None:
-        problems += [(str(txt), "missing-image", f"listed image {p} not found; skipped") for p in missing]
-        return [p for p in images if p.is_file()]
-    if missing:
+    if missing and problems.strict:  # one error for all of them
         raise DataError(f"{txt}: {len(missing)} listed image(s) not found (e.g. {missing[0]}); paths are taken "
                         f"relative to {root} or, starting with './', to the list's folder")
-    return images
+    for p in missing:
+        problems.add(txt, "missing-image", f"listed image {p} not found", "; skipped")
+    gone = set(missing)
+    return [p for p in images if p not in gone]

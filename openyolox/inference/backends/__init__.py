@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
-from typing import List, Optional, Protocol, Union, runtime_checkable
+from typing import List, Optional, Protocol, runtime_checkable
 
 import torch
 
 from openyolox.errors import ConfigError
 from openyolox.inference.deployed import resolve_exported
+from openyolox.typing import PathLike
 
-PathLike = Union[str, Path]
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ and the matching reader in :mod:`openyolox.data.formats` produces the one record
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 from openyolox.data.formats.coco import SPLIT_ALIASES, coco_split_names, load_coco_json, load_coco_root
 from openyolox.data.formats.synthetic import ensure_builtin
@@ -15,8 +15,7 @@ from openyolox.data.formats.voc import is_voc_root, load_voc, load_vocdevkit
 from openyolox.data.formats.yolo import load_yolo, read_data_yaml
 from openyolox.data.records import DatasetSplit
 from openyolox.errors import DataError
-
-PathLike = Union[str, Path]
+from openyolox.typing import PathLike
 
 BUILTIN = "builtin"
 YOLO_YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
