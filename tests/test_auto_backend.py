@@ -195,7 +195,7 @@ def test_cache_key_and_remembered_weights_hash(home, weights, tmp_path, monkeypa
 
 
 def test_random_weights_and_modules(home, monkeypatch, capsys):
-    det = openyolox.Detector("yolox-nano", imgsz=SIZE)  # random initialisation: new in every process
+    det = openyolox.Detector("yolox-nano", weights="none", imgsz=SIZE)  # random: new in every process
     assert det.runtime == "onnxruntime" and not det.backend.path.exists()  # temporary, removed once loaded
     assert "(not cached: no weights file)" in capsys.readouterr().err and entries(home) == []
 
@@ -210,6 +210,19 @@ def test_random_weights_and_modules(home, monkeypatch, capsys):
         module.head.cls_preds[0].bias.add_(1.0)
     openyolox.Detector(module, imgsz=SIZE)  # other weights: another entry
     assert len(entries(home)) == 2
+
+
+def test_model_name_alone_exports_its_published_weights_once(home, weights, monkeypatch, capsys):
+    import openyolox.hub as hub
+
+    fetched = []
+    monkeypatch.setattr(hub, "weights_path", lambda name, **kw: fetched.append(name) or Path(weights))
+    det = openyolox.Detector("yolox-nano", imgsz=SIZE)
+    assert det.runtime == "onnxruntime" and fetched == ["yolox-nano"] and len(entries(home)) == 1
+    assert "exporting yolox-nano to ONNX Runtime" in capsys.readouterr().err
+    with monkeypatch.context() as m:  # the published file is keyed by its content: the same entry
+        m.setattr(auto, "_export_fast", no_export)
+        assert openyolox.Detector("yolox-nano", weights=weights, imgsz=SIZE).runtime == "onnxruntime"
 
 
 def test_damaged_entry_is_dropped_and_pytorch_runs(home, weights, capsys):

@@ -66,7 +66,8 @@ def _add_formats(sub) -> None:
                                    "FP32/INT8, OpenVINO FP32/INT8, ncnn), evaluate each on --data's val split and time "
                                    "each in its own process. Prints a table; writes formats.json and formats.png.")
     p.add_argument("--model", default="yolox-nano", help="model name or checkpoint (default yolox-nano)")
-    p.add_argument("--weights", help="checkpoint to load (trained on --data)")
+    p.add_argument("--weights", help="checkpoint trained on --data (or a published model name; default: the "
+                                     "published COCO weights of --model, which need a COCO-class --data)")
     p.add_argument("--data", required=True, help="dataset: INT8 calibration (train split) and AP (val split)")
     p.add_argument("--imgsz", type=int, help="input size (default: the model's test size)")
     p.add_argument("--rows", nargs="+", choices=[f"{k}-{pr}" for _, k, pr in ROWS], help="only these rows")
@@ -79,12 +80,12 @@ def _add_formats(sub) -> None:
 
 def _run_formats(args: argparse.Namespace) -> int:
     from openyolox.bench.formats import benchmark_formats, format_table, save_report
-    from openyolox.cli.common import check_file
+    from openyolox.cli.common import check_weights
     from openyolox.config import canonical_name, check_image_size
     from openyolox.data.layouts import load_split
     from openyolox.run_dir import make_run_dir
 
-    check_file(args.weights, "weights file")
+    check_weights(args.weights)
     if not Path(args.model).exists():
         canonical_name(args.model)
     if args.imgsz is not None:

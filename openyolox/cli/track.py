@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from openyolox.cli.common import add_model_args, load_detector, validate_model_args
+from openyolox.cli.common import add_model_args, load_detector, runtime_label, validate_model_args
 from openyolox.errors import DataError
 from openyolox.run_dir import make_run_dir
 
@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.release()
     elapsed = time.perf_counter() - t0
-    print(f"{frames} frame(s) tracked in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s); "
+    print(f"{frames} frame(s) tracked in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s, "
+          f"{runtime_label(detector)}); "
           f"tracks.txt, tracks.json{'' if args.no_save else f', {stem}.mp4'}", file=sys.stderr)
     print(f"results saved to {out_dir}")
     return 0

@@ -433,7 +433,7 @@ def _model_label(model: Any, weights: Optional[PathLike]) -> str:
 
 
 def _version() -> str:
-    from openyolox import __version__
+    from openyolox.version import __version__
 
     return __version__
 
