@@ -189,7 +189,9 @@ def test_cache_key_and_remembered_weights_hash(home, weights, tmp_path, monkeypa
               auto.cache_key(digest, "yolox-nano", None, "onnxruntime"),
               auto.cache_key(digest, "yolox-nano", SIZE, "openvino"),
               auto.cache_key(digest, "yolox-nano", SIZE, "onnxruntime", names=["a"] * 80)]
-    monkeypatch.setattr(openyolox, "__version__", "99.0")
+    import openyolox.version
+
+    monkeypatch.setattr(openyolox.version, "__version__", "99.0")
     others.append(auto.cache_key(digest, "yolox-nano", SIZE, "onnxruntime"))
     assert len({key, *others}) == len(others) + 1
 
