@@ -7,7 +7,8 @@ included) and with the cache filled.
 Each run is the whole command in a fresh process (`python -m openyolox predict DIR ...`):
 start-up, imports, model loading (and export), letterbox, inference, NMS, drawing and writing
 the annotated images and predictions.json. Images: the first --images of the built-in val
-split. Cases: yolox-nano at 416 (trained weights when given) and yolox-s at 640 (a random-weight
+split. Cases: yolox-nano at its checkpoint's size (320 for the built-in one; trained weights when
+given) and yolox-s at 640 (a random-weight
 checkpoint: the timing does not depend on the values). "PyTorch" runs ``--backend torch`` of
 this tree, or, with --baseline, the tree in DIR (e.g. ``git archive`` of the commit before the
 automatic back-end) without the option: the command as it was. Prints a markdown table and JSON.
@@ -68,7 +69,7 @@ def main() -> None:
     print("| model | PyTorch s | default, empty cache s | default, cached s | speed-up first run | "
           "speed-up cached |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, ckpt in (("yolox-nano@416", str(nano)), ("yolox-s@640", str(s_ckpt))):
+    for name, ckpt in (("yolox-nano", str(nano)), ("yolox-s@640", str(s_ckpt))):
         shutil.rmtree(tmp / "home", ignore_errors=True)
         if args.baseline:
             today = predict_seconds(folder, ckpt, "", tmp / "out_torch", {**env, "PYTHONPATH": args.baseline})
