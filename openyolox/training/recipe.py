@@ -41,7 +41,10 @@ class TrainConfig:
     imgsz: Optional[int] = None
     weights: Optional[str] = None
     device: str = "cpu"
-    amp: bool = False
+    amp: bool = False                      # float16 autocast + gradient scaler (CUDA)
+    bf16: bool = False                     # bfloat16 autocast for the network (opt-in; see docs/benchmarks.md)
+    channels_last: bool = True             # NHWC activations: every conv in oneDNN on the CPU
+    compile: bool = False                  # torch.compile the network's forward (opt-in; slower on CPU)
     workers: Optional[int] = None          # None: 0 on a CPU with <= 4 cores, else up to 8
     cache: Optional[str] = None
     out: Optional[str] = None

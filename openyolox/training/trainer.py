@@ -11,6 +11,7 @@ needs to continue exactly where a run stopped.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import shutil
 import sys
@@ -40,10 +41,10 @@ from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object
                                             init_distributed, shutdown_distributed)
 from openyolox.training.freeze import Freezer
 from openyolox.training.logs import RunLogger
-from openyolox.training.loss import detection_loss
 from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
 from openyolox.training.recipe import BUILTIN_RECIPE, TrainConfig, recipe_for, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
+from openyolox.training.step import TrainStep, prepare_model
 
 MULTISCALE_EVERY = 10  # iterations between input-size changes
 
@@ -109,8 +110,10 @@ class Trainer:
         self.preset: ModelConfig = get_preset(self.cfg.model)
         self.device = torch.device(self._device_name())
         if self.cfg.amp and self.device.type != "cuda":
-            self.log("warning: --amp needs CUDA; training in float32 on the CPU")
+            self.log("warning: --amp needs CUDA; training in float32 on the CPU (--bf16 is the CPU's mixed precision)")
             self.cfg.amp = False
+        if self.cfg.amp and self.cfg.bf16:
+            raise ConfigError("--amp (float16) and --bf16 exclude each other; choose one")
         self.imgsz: Tuple[int, int] = (self.cfg.imgsz, self.cfg.imgsz)
 
         # made by setup()
@@ -127,6 +130,7 @@ class Trainer:
         self.schedule: Optional[WarmCosineSchedule] = None
         self.ema: Optional[ModelEMA] = None
         self.scaler: Optional[torch.amp.GradScaler] = None
+        self.step: Optional[TrainStep] = None  # forward+loss, backward+optimiser+EMA (training/step.py)
         self.size_range: Optional[Tuple[int, int]] = None   # multi-scale (min, max) pixels, or None
         self.logger: Optional[RunLogger] = None
         self.freezer: Optional[Freezer] = None
@@ -190,7 +194,7 @@ class Trainer:
                 self.log("training from scratch (random initial weights)")
         self.freezer = Freezer(model, cfg.freeze)
         self.log(self.freezer.describe())
-        self.model = model.to(self.device)
+        self.model = prepare_model(model, self.device, cfg.channels_last)
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -208,6 +212,8 @@ class Trainer:
                                            cfg.no_aug_epochs * self.iters_per_epoch, cfg.min_lr_ratio)
         self.ema = ModelEMA(self.model, frozen=self.freezer.keys) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
+        self.step = TrainStep(self.model, self.optimizer, self.ema, self.device, amp=cfg.amp, bf16=cfg.bf16,
+                              channels_last=cfg.channels_last, compile=cfg.compile, scaler=self.scaler)
         self.size_range = (multiscale_size_range(self.preset, self.imgsz) if cfg.multiscale else None)
         if self.resume_state is not None:
             self._restore(self.resume_state)
@@ -382,19 +388,14 @@ class Trainer:
         targets = batch.targets.to(self.device, non_blocking=True)
         if self.size_range is not None:
             images, targets = resize_batch(images, targets, self._multiscale_size(it))
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=cfg.amp):
-            losses = detection_loss(self.model(images), targets, use_l1=self.use_l1)
-        loss = losses["total_loss"]
-        if any_rank(not bool(torch.isfinite(loss)), self.dist):
+        losses = self.step.losses(images, targets, use_l1=self.use_l1)
+        # one host read for every logged value (on a GPU each read waits for the step so far)
+        values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+        if any_rank(not math.isfinite(values["total_loss"]), self.dist):
             self._stop_non_finite(batch, losses)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.ema:
-            self.ema.update(self.model)
+        self.step.update(losses["total_loss"])
         self.iteration += 1
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return values
 
     def _multiscale_size(self, it: int):
         """Multi-scale: a new size every MULTISCALE_EVERY iterations, drawn on rank 0 from an
