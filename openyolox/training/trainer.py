@@ -16,6 +16,7 @@ import random
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -42,6 +43,7 @@ from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object
 from openyolox.training.freeze import Freezer
 from openyolox.training.logs import RunLogger
 from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
+from openyolox.training.prefetch import Prefetcher
 from openyolox.training.recipe import BUILTIN_RECIPE, TrainConfig, recipe_for, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
 from openyolox.training.step import TrainStep, prepare_model
@@ -321,25 +323,29 @@ class Trainer:
         seen, t_epoch = 0, time.time()
         bar = tqdm(total=self.iters_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (cfg.progress and self.dist.is_main), file=sys.stderr, dynamic_ncols=True)
-        for i, batch in enumerate(self.loader):
-            if i < skip:
-                continue
-            losses = self.train_step(batch)
-            self._log_dropped(batch.dropped)
-            n = batch.images.shape[0]
-            seen += n * self.dist.world_size
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if self.dist.is_main and (self.iteration % 10 == 0 or i == self.iters_per_epoch - 1):
-                self.logger.scalars("train", {**losses, "lr": self.optimizer.param_groups[0]["lr"]}, self.iteration)
-            bar.set_postfix(loss=f"{losses['total_loss']:.2f}", iou=f"{losses['iou_loss']:.2f}",
-                            obj=f"{losses['obj_loss']:.2f}", cls=f"{losses['cls_loss']:.2f}",
-                            lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
-                            img_s=f"{seen / max(time.time() - t_epoch, 1e-9):.1f}",
-                            eta=self._eta(), refresh=False)
-            bar.update(1)
-            if cfg.save_every and self.iteration % cfg.save_every == 0:
-                self.save("last.pth")
+        # in-process loading (no workers): the next batch is made in a thread during this step
+        batches = Prefetcher(self.loader) if self.loader.num_workers == 0 else nullcontext(self.loader)
+        with batches:
+            for i, batch in enumerate(batches):
+                if i < skip:
+                    continue
+                losses = self.train_step(batch)
+                self._log_dropped(batch.dropped)
+                n = batch.images.shape[0]
+                seen += n * self.dist.world_size
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if self.dist.is_main and (self.iteration % 10 == 0 or i == self.iters_per_epoch - 1):
+                    self.logger.scalars("train", {**losses, "lr": self.optimizer.param_groups[0]["lr"]},
+                                        self.iteration)
+                bar.set_postfix(loss=f"{losses['total_loss']:.2f}", iou=f"{losses['iou_loss']:.2f}",
+                                obj=f"{losses['obj_loss']:.2f}", cls=f"{losses['cls_loss']:.2f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                                img_s=f"{seen / max(time.time() - t_epoch, 1e-9):.1f}",
+                                eta=self._eta(), refresh=False)
+                bar.update(1)
+                if cfg.save_every and self.iteration % cfg.save_every == 0:
+                    self.save("last.pth")
         bar.close()
         self.epoch += 1
         steps = max(self.iters_per_epoch - skip, 1)
