@@ -66,7 +66,7 @@ def main() -> int:
         from openyolox.bench.train_candidates import measure_prefetch
 
         r = measure_prefetch(cv2_threads=(None, 1))
-        print("\nbuilt-in set, yolox-nano, batch 16, 320 px (the main job), batch + step:\n")
+        print("\nbuilt-in set, yolox-nano, batch 16, 256 px (the main job), batch + step:\n")
         print("| batches made | OpenCV threads | ms/iteration | of which waiting for the batch |\n|---|---:|---:|---:|")
         for row in r["rows"]:
             print(f"| {row['loading']} | {row['cv2_threads']} | {row['ms_per_iter']} | {row['ms_waiting_for_batch']} |")

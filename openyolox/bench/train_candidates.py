@@ -109,7 +109,7 @@ def measure_candidates(model: str = "yolox-nano", imgsz: int = 416, batch: int =
             for name in names]
 
 
-def measure_prefetch(data: str = "builtin", model: str = "yolox-nano", imgsz: int = 320, batch: int = 16,
+def measure_prefetch(data: str = "builtin", model: str = "yolox-nano", imgsz: int = 256, batch: int = 16,
                      iters: int = 12, seed: int = 0, cv2_threads=(None,)) -> Dict[str, object]:
     """ms per iteration (batch + step) of the main job's setting: the batch made in the loop
     (as before; its share timed apart) and made by a background thread during the previous
