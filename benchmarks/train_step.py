@@ -90,6 +90,11 @@ def main() -> int:
         rows.append(r)
         print(f"| {gts} | {r['ours_ms']} | {r['reference_ms']} | {r['ratio']:.2f}x | "
               f"{r['loss_max_rel_diff']:.1e} | {r['grad_max_rel_diff']:.1e} |", flush=True)
+    losses_ok = all(r["loss_max_rel_diff"] <= 1e-4 for r in rows)
+    grads_ok = all(r["grad_max_rel_diff"] <= 1e-3 for r in rows)
+    print(f"\nlosses within 1e-4 relative: {'yes' if losses_ok else 'NO'}; gradients within 1e-3 (worst tensor): "
+          f"{'yes' if grads_ok else 'NO'}" + ("" if grads_ok or not args.channels_last else
+                                              " (channels_last backward; --no-channels-last compares NCHW)"))
     for r in rows:
         print(json.dumps(r))
     return 0

@@ -130,6 +130,8 @@ def loss_and_gradient_agreement(ours: TrainStep, ref_net, images: torch.Tensor, 
     mine["total_loss"].backward()
     theirs = reference_losses(ref_net, images, targets)
     theirs["total_loss"].backward()
+    mine = {k: v.detach() for k, v in mine.items()}
+    theirs = {k: v.detach() for k, v in theirs.items()}
     loss_rel = max(abs(float(mine[k]) - float(theirs[k])) / max(abs(float(theirs[k])), 1e-12)
                    for k in ("total_loss", "iou_loss", "obj_loss", "cls_loss"))
     ref_params = dict(ref_net.named_parameters())
