@@ -50,11 +50,11 @@ def loader_throughput(data: str, model: str, imgsz: int, batch: int, workers: in
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    def endless():
+    def endless(source):
         while True:
-            yield from loader
+            yield from source
 
-    batches = endless()
+    batches = endless(loader)
     times: List[float] = []
     for i in range(warmup + iters):
         t0 = time.perf_counter()

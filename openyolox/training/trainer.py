@@ -388,7 +388,7 @@ class Trainer:
         return f"{int(secs // 3600)}:{int(secs % 3600 // 60):02d}:{int(secs % 60):02d}"
 
     def train_step(self, batch) -> Dict[str, float]:
-        cfg, it = self.cfg, self.iteration
+        it = self.iteration
         set_lr(self.optimizer, self.schedule(it))
         images = batch.images.to(self.device, non_blocking=True).float()
         targets = batch.targets.to(self.device, non_blocking=True)
