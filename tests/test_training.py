@@ -14,7 +14,7 @@ import openyolox  # noqa: E402
 from openyolox.checkpoint import load_checkpoint, load_weights  # noqa: E402
 from openyolox.errors import ConfigError, DataError  # noqa: E402
 from openyolox.models.yolox import create_model  # noqa: E402
-from openyolox.training import trainer as trainer_mod  # noqa: E402
+from openyolox.training import step as step_mod  # noqa: E402
 from openyolox.training.recipe import TrainConfig, resolve_defaults  # noqa: E402
 from openyolox.training.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
@@ -85,16 +85,16 @@ def test_non_finite_loss_stops_with_context(coco_data, tmp_path, monkeypatch):
     def poisoned_step(self, batch):
         calls["n"] += 1
         if calls["n"] == 3:  # this step's loss comes out NaN
-            real_loss = trainer_mod.detection_loss
+            real_loss = step_mod.detection_loss  # the loss the training step calls (training/step.py)
 
             def nan_loss(out, targets, use_l1):
                 return {**real_loss(out, targets, use_l1=use_l1), "total_loss": torch.tensor(math.nan)}
 
-            monkeypatch.setattr(trainer_mod, "detection_loss", nan_loss)
+            monkeypatch.setattr(step_mod, "detection_loss", nan_loss)
             try:
                 return real_step(self, batch)
             finally:
-                monkeypatch.setattr(trainer_mod, "detection_loss", real_loss)
+                monkeypatch.setattr(step_mod, "detection_loss", real_loss)
         return real_step(self, batch)
 
     monkeypatch.setattr(Trainer, "train_step", poisoned_step)

@@ -128,27 +128,42 @@ def _run_dataloader(args: argparse.Namespace) -> int:
 
 
 def _add_train_step(sub) -> None:
-    p = sub.add_parser("train-step", help="time of one training step (forward, SimOTA, loss, backward, SGD)")
+    p = sub.add_parser("train-step", help="time of one training step (forward, SimOTA, loss, backward, SGD, EMA); "
+                       "with --reference, against the reference YOLOX's model and loss in the same process")
     p.add_argument("--model", default="yolox-nano")
     p.add_argument("--imgsz", type=int, default=416)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--gts", type=int, default=30, help="ground-truth boxes per image")
+    p.add_argument("--gts", type=int, nargs="+", default=[30], help="ground-truth boxes per image (one line each)")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    p.add_argument("--amp", action="store_true", help="mixed precision float16 (CUDA)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=True,
+                   help="NCHW activations (the trainer's default is channels_last)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--reference", metavar="DIR", help="a Megvii-BaseDetection/YOLOX checkout (commit 6ddff48): "
+                   "time its model+loss and ours alternately, same weights and batch, and check losses/gradients")
 
 
 def _run_train_step(args: argparse.Namespace) -> int:
     from openyolox.cli.common import check_device
     from openyolox.config import canonical_name, check_image_size
-    from openyolox.bench.train_step import benchmark_train_step
+    from openyolox.bench.train_step import benchmark_train_step, compare_with_reference
 
     check_device(args.device)
     check_image_size(args.imgsz)
     if args.amp and not args.device.startswith("cuda"):
         raise ValueError("--amp needs --device cuda")
-    print(json.dumps(benchmark_train_step(canonical_name(args.model), args.imgsz, args.batch, args.gts,
-                                          args.iters, device=args.device, amp=args.amp)))
+    model = canonical_name(args.model)
+    for gts in args.gts:
+        if args.reference:
+            result = compare_with_reference(args.reference, model, args.imgsz, args.batch, gts, args.iters,
+                                            device=args.device, amp=args.amp, channels_last=args.channels_last)
+        else:
+            result = benchmark_train_step(model, args.imgsz, args.batch, gts, args.iters, device=args.device,
+                                          amp=args.amp, bf16=args.bf16, channels_last=args.channels_last,
+                                          compile=args.compile)
+        print(json.dumps(result), flush=True)
     return 0
 
 

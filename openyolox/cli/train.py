@@ -22,7 +22,12 @@ def add_parser(sub) -> None:
                    "backbone, neck (backbone + neck: only the head trains) or N (the first N blocks)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or its last.pth)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    p.add_argument("--amp", action="store_true", help="mixed precision float16 (CUDA)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network (CPUs with AVX-512 BF16 "
+                   "or AMX, or CUDA); faster, AP measured in docs/benchmarks.md")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=True,
+                   help="keep activations NCHW (default: channels_last, faster on CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (for CUDA; slower on CPU)")
     p.add_argument("--workers", type=int, help="data-loading processes per training process "
                    "(default: 0 on a CPU with <= 4 cores, else up to 8)")
     p.add_argument("--cache", choices=["ram"], help="decode all training images once into RAM")

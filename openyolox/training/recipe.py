@@ -41,7 +41,10 @@ class TrainConfig:
     imgsz: Optional[int] = None
     weights: Optional[str] = None
     device: str = "cpu"
-    amp: bool = False
+    amp: bool = False                      # float16 autocast + gradient scaler (CUDA)
+    bf16: bool = False                     # bfloat16 autocast for the network (opt-in; see docs/benchmarks.md)
+    channels_last: bool = True             # NHWC activations: every conv in oneDNN on the CPU
+    compile: bool = False                  # torch.compile the network's forward (opt-in; slower on CPU)
     workers: Optional[int] = None          # None: 0 on a CPU with <= 4 cores, else up to 8
     cache: Optional[str] = None
     out: Optional[str] = None
@@ -80,12 +83,15 @@ class Recipe:
 REPORT_RECIPE = Recipe(epochs=300, batch=64, lr_per_image=BASIC_LR_PER_IMAGE, multiscale=True,
                        warmup_epochs=5, no_aug_epochs=15, eval_interval=10)
 
-# The built-in synthetic set: a schedule that finishes in ~10 minutes on 2 CPU cores
-# (~32 s per epoch there). From scratch in ~1,350 steps the reference's 0.01 per 64 images
-# is far too slow: 0.01 per 16 left AP50 at 0.43 after 15 epochs, 0.02 per 16 learns the
-# classes ~2.5x faster (AP50 0.14 against 0.05 after 3 epochs).
-BUILTIN_RECIPE = Recipe(epochs=18, batch=16, lr_per_image=0.02 / 16, multiscale=False,
-                        warmup_epochs=1, no_aug_epochs=3, eval_interval=3, imgsz=320)
+# The built-in synthetic set: the main job (`openyolox train`, no arguments), ~7.5 minutes on 2
+# CPU cores. From scratch in ~1,300 steps the reference's 0.01 per 64 images is far too slow:
+# 0.01 per 16 left AP50 at 0.43 after 15 epochs, 0.02 per 16 learns the classes ~2.5x faster.
+# 17 epochs at 256 px (measured in docs/benchmarks.md, "The main job"): AP50 0.621 in 7.6 min,
+# where the old default (18 epochs at 320 px, before the step speed-ups) gave 0.594 in 15.8 min;
+# 14 epochs at 288 px gave only 0.443 (7.3 min).
+# Evaluation every 7 epochs and in each no-aug epoch.
+BUILTIN_RECIPE = Recipe(epochs=17, batch=16, lr_per_image=0.02 / 16, multiscale=False,
+                        warmup_epochs=1, no_aug_epochs=3, eval_interval=7, imgsz=256)
 
 # Fine-tuning published (COCO) weights on a few hundred images of your own, the usual budget
 # being 20-100 epochs: the network already detects, so the warm-up is short (1 epoch: the

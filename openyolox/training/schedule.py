@@ -38,7 +38,11 @@ class WarmCosineSchedule:
 def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4
                     ) -> torch.optim.SGD:
     """SGD Nesterov with three groups: BN weights (no decay), conv/linear weights (decay),
-    biases (no decay)."""
+    biases (no decay).
+
+    The update runs as one multi-tensor ("foreach") operation per step instead of one call per
+    tensor (~300 for yolox-nano); the result is bit-identical, PyTorch picks it by itself only
+    on GPUs."""
     bn_weights, weights, biases = [], [], []
     for module in model.modules():  # frozen parameters (requires_grad False) are left out
         if hasattr(module, "bias") and isinstance(module.bias, nn.Parameter) and module.bias.requires_grad:
@@ -50,7 +54,7 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_d
             bn_weights.append(weight)
         else:
             weights.append(weight)
-    optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=momentum, nesterov=True)
+    optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=momentum, nesterov=True, foreach=True)
     optimizer.add_param_group({"params": weights, "weight_decay": weight_decay})
     optimizer.add_param_group({"params": biases})
     return optimizer
@@ -75,24 +79,35 @@ class ModelEMA:
             p.requires_grad_(False)
         self.decay_max, self.ramp, self.updates = decay, ramp, updates
         self.frozen = set(frozen)  # state-dict keys that never change: their copy stays exact
+        self._pairs = None  # (source module, its float tensors, ours): see update()
 
     def decay(self) -> float:
         return self.decay_max * (1 - math.exp(-self.updates / self.ramp))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """ema = d * ema + (1 - d) * model, for every float entry of the state dict, as two
+        multi-tensor operations. The tensor lists are made once per source module (state
+        dicts alias the live parameters and buffers, which training updates in place);
+        building them every step cost more than the update itself."""
         self.updates += 1
         d = self.decay()
-        current = unwrap(model).state_dict()
-        for key, value in self.ema.state_dict().items():
-            if value.dtype.is_floating_point and key not in self.frozen:
-                value.mul_(d).add_(current[key].detach(), alpha=1 - d)
+        source = unwrap(model)
+        if self._pairs is None or self._pairs[0] is not source:
+            current = source.state_dict()
+            keys = [k for k, v in self.ema.state_dict().items()
+                    if v.dtype.is_floating_point and k not in self.frozen]
+            self._pairs = (source, [current[k] for k in keys], [self.ema.state_dict()[k] for k in keys])
+        _, theirs, ours = self._pairs
+        if ours:
+            torch._foreach_mul_(ours, d)
+            torch._foreach_add_(ours, theirs, alpha=1 - d)
 
     def state_dict(self) -> Dict:
         return {"model": self.ema.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: Dict) -> None:
-        self.ema.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["model"])  # copies into the same tensors: the lists stay valid
         self.updates = int(state["updates"])
 
 

@@ -11,10 +11,12 @@ needs to continue exactly where a run stopped.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -40,10 +42,11 @@ from openyolox.training.distributed import (DistInfo, any_rank, broadcast_object
                                             init_distributed, shutdown_distributed)
 from openyolox.training.freeze import Freezer
 from openyolox.training.logs import RunLogger
-from openyolox.training.loss import detection_loss
 from openyolox.training.multiscale import multiscale_size_range, random_size, resize_batch
+from openyolox.training.prefetch import Prefetcher
 from openyolox.training.recipe import BUILTIN_RECIPE, TrainConfig, recipe_for, resolve_defaults
 from openyolox.training.schedule import ModelEMA, WarmCosineSchedule, build_optimizer, set_lr, unwrap
+from openyolox.training.step import TrainStep, prepare_model
 
 MULTISCALE_EVERY = 10  # iterations between input-size changes
 
@@ -109,8 +112,10 @@ class Trainer:
         self.preset: ModelConfig = get_preset(self.cfg.model)
         self.device = torch.device(self._device_name())
         if self.cfg.amp and self.device.type != "cuda":
-            self.log("warning: --amp needs CUDA; training in float32 on the CPU")
+            self.log("warning: --amp needs CUDA; training in float32 on the CPU (--bf16 is the CPU's mixed precision)")
             self.cfg.amp = False
+        if self.cfg.amp and self.cfg.bf16:
+            raise ConfigError("--amp (float16) and --bf16 exclude each other; choose one")
         self.imgsz: Tuple[int, int] = (self.cfg.imgsz, self.cfg.imgsz)
 
         # made by setup()
@@ -127,6 +132,7 @@ class Trainer:
         self.schedule: Optional[WarmCosineSchedule] = None
         self.ema: Optional[ModelEMA] = None
         self.scaler: Optional[torch.amp.GradScaler] = None
+        self.step: Optional[TrainStep] = None  # forward+loss, backward+optimiser+EMA (training/step.py)
         self.size_range: Optional[Tuple[int, int]] = None   # multi-scale (min, max) pixels, or None
         self.logger: Optional[RunLogger] = None
         self.freezer: Optional[Freezer] = None
@@ -190,7 +196,7 @@ class Trainer:
                 self.log("training from scratch (random initial weights)")
         self.freezer = Freezer(model, cfg.freeze)
         self.log(self.freezer.describe())
-        self.model = model.to(self.device)
+        self.model = prepare_model(model, self.device, cfg.channels_last)
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -208,6 +214,8 @@ class Trainer:
                                            cfg.no_aug_epochs * self.iters_per_epoch, cfg.min_lr_ratio)
         self.ema = ModelEMA(self.model, frozen=self.freezer.keys) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp)
+        self.step = TrainStep(self.model, self.optimizer, self.ema, self.device, amp=cfg.amp, bf16=cfg.bf16,
+                              channels_last=cfg.channels_last, compile=cfg.compile, scaler=self.scaler)
         self.size_range = (multiscale_size_range(self.preset, self.imgsz) if cfg.multiscale else None)
         if self.resume_state is not None:
             self._restore(self.resume_state)
@@ -315,25 +323,29 @@ class Trainer:
         seen, t_epoch = 0, time.time()
         bar = tqdm(total=self.iters_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (cfg.progress and self.dist.is_main), file=sys.stderr, dynamic_ncols=True)
-        for i, batch in enumerate(self.loader):
-            if i < skip:
-                continue
-            losses = self.train_step(batch)
-            self._log_dropped(batch.dropped)
-            n = batch.images.shape[0]
-            seen += n * self.dist.world_size
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if self.dist.is_main and (self.iteration % 10 == 0 or i == self.iters_per_epoch - 1):
-                self.logger.scalars("train", {**losses, "lr": self.optimizer.param_groups[0]["lr"]}, self.iteration)
-            bar.set_postfix(loss=f"{losses['total_loss']:.2f}", iou=f"{losses['iou_loss']:.2f}",
-                            obj=f"{losses['obj_loss']:.2f}", cls=f"{losses['cls_loss']:.2f}",
-                            lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
-                            img_s=f"{seen / max(time.time() - t_epoch, 1e-9):.1f}",
-                            eta=self._eta(), refresh=False)
-            bar.update(1)
-            if cfg.save_every and self.iteration % cfg.save_every == 0:
-                self.save("last.pth")
+        # in-process loading (no workers): the next batch is made in a thread during this step
+        batches = Prefetcher(self.loader) if self.loader.num_workers == 0 else nullcontext(self.loader)
+        with batches:
+            for i, batch in enumerate(batches):
+                if i < skip:
+                    continue
+                losses = self.train_step(batch)
+                self._log_dropped(batch.dropped)
+                n = batch.images.shape[0]
+                seen += n * self.dist.world_size
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if self.dist.is_main and (self.iteration % 10 == 0 or i == self.iters_per_epoch - 1):
+                    self.logger.scalars("train", {**losses, "lr": self.optimizer.param_groups[0]["lr"]},
+                                        self.iteration)
+                bar.set_postfix(loss=f"{losses['total_loss']:.2f}", iou=f"{losses['iou_loss']:.2f}",
+                                obj=f"{losses['obj_loss']:.2f}", cls=f"{losses['cls_loss']:.2f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                                img_s=f"{seen / max(time.time() - t_epoch, 1e-9):.1f}",
+                                eta=self._eta(), refresh=False)
+                bar.update(1)
+                if cfg.save_every and self.iteration % cfg.save_every == 0:
+                    self.save("last.pth")
         bar.close()
         self.epoch += 1
         steps = max(self.iters_per_epoch - skip, 1)
@@ -376,25 +388,20 @@ class Trainer:
         return f"{int(secs // 3600)}:{int(secs % 3600 // 60):02d}:{int(secs % 60):02d}"
 
     def train_step(self, batch) -> Dict[str, float]:
-        cfg, it = self.cfg, self.iteration
+        it = self.iteration
         set_lr(self.optimizer, self.schedule(it))
         images = batch.images.to(self.device, non_blocking=True).float()
         targets = batch.targets.to(self.device, non_blocking=True)
         if self.size_range is not None:
             images, targets = resize_batch(images, targets, self._multiscale_size(it))
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=cfg.amp):
-            losses = detection_loss(self.model(images), targets, use_l1=self.use_l1)
-        loss = losses["total_loss"]
-        if any_rank(not bool(torch.isfinite(loss)), self.dist):
+        losses = self.step.losses(images, targets, use_l1=self.use_l1)
+        # one host read for every logged value (on a GPU each read waits for the step so far)
+        values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+        if any_rank(not math.isfinite(values["total_loss"]), self.dist):
             self._stop_non_finite(batch, losses)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.ema:
-            self.ema.update(self.model)
+        self.step.update(losses["total_loss"])
         self.iteration += 1
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return values
 
     def _multiscale_size(self, it: int):
         """Multi-scale: a new size every MULTISCALE_EVERY iterations, drawn on rank 0 from an
