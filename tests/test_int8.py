@@ -35,7 +35,9 @@ def selflabelled(tmp_path_factory):
     return make_selflabelled(tmp_path_factory.mktemp("selflabelled"), SIZE)
 
 
-def test_onnx_int8_end_to_end(selflabelled, tmp_path, capsys):
+def test_onnx_int8_end_to_end(own_process, selflabelled, tmp_path, capsys):
+    if own_process:  # quantization libraries stay loaded: see conftest.own_process
+        return
     import onnx
 
     ckpt, data = selflabelled
@@ -69,7 +71,9 @@ def test_onnx_int8_end_to_end(selflabelled, tmp_path, capsys):
     assert np.median(np.abs(a[..., :4] - b[..., :4])) < 1.0
 
 
-def test_openvino_int8_end_to_end(selflabelled, tmp_path, capsys):
+def test_openvino_int8_end_to_end(own_process, selflabelled, tmp_path, capsys):
+    if own_process:  # quantization libraries stay loaded: see conftest.own_process
+        return
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     import openvino as ov
@@ -90,7 +94,9 @@ def test_openvino_int8_end_to_end(selflabelled, tmp_path, capsys):
     assert {"Exp", "Sigmoid", "Convolution"} <= set(tail) and "FakeQuantize" not in tail
 
 
-def test_max_drop_fails_and_writes_nothing(selflabelled, tmp_path, capsys, monkeypatch):
+def test_max_drop_fails_and_writes_nothing(own_process, selflabelled, tmp_path, capsys, monkeypatch):
+    if own_process:  # quantization libraries stay loaded: see conftest.own_process
+        return
     import openyolox.evaluation.validate as validate
 
     ckpt, data = selflabelled
@@ -105,7 +111,9 @@ def test_max_drop_fails_and_writes_nothing(selflabelled, tmp_path, capsys, monke
     assert err[-1] == "error: INT8 loses 3.00 AP50-95 points, more than --int8-max-drop 1; nothing written"
 
 
-def test_python_export_int8_and_option_errors(selflabelled, tmp_path):
+def test_python_export_int8_and_option_errors(own_process, selflabelled, tmp_path):
+    if own_process:  # quantization libraries stay loaded: see conftest.own_process
+        return
     ckpt, data = selflabelled
     path = export(ckpt, format="onnx", out=tmp_path / "q.onnx", int8=True, data=data, calib_images=2,
                   exporter="torchscript")

@@ -110,7 +110,7 @@ def test_url_errors_are_one_line_naming_the_url(server, hung_url):
 
 def test_hung_url_in_the_cli_is_one_line(hung_url, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "openyolox", "predict", hung_url, "--model", "yolox-nano",
-                           "--weights", "none", "--imgsz", "64", "--out", str(tmp_path / "out")],
+                           "--weights", "none", "--imgsz", "64", "--backend", "torch", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OPENYOLOX_URL_TIMEOUT": "1", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 1
