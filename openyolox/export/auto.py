@@ -202,18 +202,10 @@ def discard_entry(choice: BackendChoice) -> None:
 
 def _export_cached(model: Any, weights: Optional[PathLike], runtime: str, imgsz, num_classes, names, strict,
                    log: Callable[[str], None]) -> BackendChoice:
-    from openyolox.hub import resolve_weights
-    from openyolox.inference.deployed import is_checkpoint_path
+    from openyolox.inference.resolve import model_and_weights
     from openyolox.models.yolox import YOLOX
 
-    if weights is None and is_checkpoint_path(model):
-        model, weights = None, model
-    elif not isinstance(model, YOLOX) or weights is not None:
-        # the rules of openyolox.inference.resolve: a model name without weights means its
-        # published weights (fetched once); "none" means random weights
-        name = model.config.name if isinstance(model, YOLOX) and model.config is not None else model
-        weights = resolve_weights(name if isinstance(name, str) else None, weights,
-                                  fetch_if_none=not isinstance(model, YOLOX))
+    model, weights = model_and_weights(model, weights)
     label = _model_label(model, weights)
     fmt, filename = _FORMATS[runtime]
     if weights is None and not isinstance(model, YOLOX):

@@ -56,12 +56,7 @@ def resolve_model(model: ModelSource = "yolox-s", weights: Optional[Union[str, P
     """
     if weights is None and is_exported_model(model):
         return _resolve_exported(Path(model), device, imgsz, names)
-    if weights is None and is_checkpoint_path(model):
-        weights, model = model, None
-    elif not isinstance(model, YOLOX) or weights is not None:
-        name = model.config.name if isinstance(model, YOLOX) and model.config is not None else model
-        weights = resolve_weights(name if isinstance(name, str) else None, weights,
-                                  fetch_if_none=not isinstance(model, YOLOX))
+    model, weights = model_and_weights(model, weights)
     ckpt = load_checkpoint(weights) if weights is not None else None
     meta: Dict[str, Any] = {k: ckpt[k] for k in CHECKPOINT_META if k in ckpt} if ckpt is not None else {}
     if ckpt is not None and "imgsz" not in meta and "img_size" in ckpt:  # checkpoints written before 0.2
@@ -92,6 +87,21 @@ def resolve_model(model: ModelSource = "yolox-s", weights: Optional[Union[str, P
     backend = TorchBackend(net, device=device, half=half, fuse=fuse, amp=amp)
     return ResolvedModel(backend, class_names, category_ids, imgsz, net=net, load_report=report)
 
+
+
+def model_and_weights(model: ModelSource, weights: Optional[Union[str, Path]]
+                      ) -> Tuple[Optional[ModelSource], Optional[Union[str, Path]]]:
+    """The weights rules shared by every path that loads a checkpoint -> (model, weights file
+    or None for random weights): a checkpoint path given as the model is the weights; a model
+    name without weights means its published weights (fetched once); "none" means random
+    weights; a YOLOX module without weights keeps its own."""
+    if weights is None and is_checkpoint_path(model):
+        return None, model
+    if not isinstance(model, YOLOX) or weights is not None:
+        name = model.config.name if isinstance(model, YOLOX) and model.config is not None else model
+        weights = resolve_weights(name if isinstance(name, str) else None, weights,
+                                  fetch_if_none=not isinstance(model, YOLOX))
+    return model, weights
 
 def _resolve_exported(path: Path, device: str, imgsz, names) -> ResolvedModel:
     """An exported file: names, ids and input size from its metadata."""
