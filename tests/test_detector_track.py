@@ -88,5 +88,5 @@ def test_track_cli_backend_option(two_squares, tmp_path, capsys, monkeypatch):
         assert main(["track", str(two_squares), "--model", "yolox-nano", "--weights", "none", "--imgsz", "160",
                      "--backend", backend, "--max-frames", "2", "--no-save", "--out", str(out)]) == 0
         err = capsys.readouterr().err
-        assert f"2 frame(s) tracked" in err and f"frames/s, {label})" in err
+        assert "2 frame(s) tracked" in err and f"frames/s, {label})" in err
         assert (out / "tracks.txt").is_file() and (out / "tracks.json").is_file()
