@@ -50,7 +50,6 @@ if TYPE_CHECKING:  # the Detector imports this module
 MERGE_METHODS = ("union", "nms")
 EDGE_MARGIN = 2.0   # network-input px: a box this close to an inner window edge may be a part
 MATCH_IOU = 0.5     # two views agree when their pieces in the tiles' common area overlap this much
-UNION_SHARE = 0.0   # a part shapes its group's box when it scores at least this share of the best part
 _MATCH_CELLS = 1 << 22  # pairwise entries computed at a time when matching parts (memory bound)
 
 
@@ -170,8 +169,7 @@ def merge_detections(tiles: TileDetections, iou: float, method: str = "union", c
     above ``iou``, as NMS does; a part and any view from another tile when they agree where
     the two tiles looked (cut to the tiles' common area, IoU above ``match``). The most
     confident view decides the box: a whole leader keeps its own; a part leader gets the box
-    around the parts it took that score at least UNION_SHARE of its score ("union") or keeps
-    its own ("nms"). Groups led by parts then
+    around the parts it took ("union") or keeps its own ("nms"). Groups led by parts then
     merge in rounds, each seen by the union of its tiles, until none agree (an object across
     three windows). With ``cut`` all False this is plain class-aware NMS; ``class_agnostic``:
     classes play no part (as in the detector's NMS).
@@ -194,9 +192,7 @@ def merge_detections(tiles: TileDetections, iou: float, method: str = "union", c
     leader = _group_greedily(src[by_src], dst[by_src], len(boxes))
     leaders = np.flatnonzero(leader == np.arange(len(boxes)))
     part_led = leaders[cut[leaders]]
-    # the parts of groups led by a part, those confident enough to shape the box: a faint box
-    # that happens to agree where two tiles overlap must not stretch a confident one
-    taken = np.flatnonzero(cut & np.isin(leader, part_led) & (scores >= UNION_SHARE * scores[leader]))
+    taken = np.flatnonzero(cut & np.isin(leader, part_led))  # parts in groups led by a part
     label = _merge_groups(boxes[taken], seen[taken], groups[taken], np.searchsorted(taken, leader[taken]), match)
     heads = np.unique(label)
     if method == "union":
