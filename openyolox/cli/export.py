@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 from openyolox.cli.common import check_weights
 
@@ -56,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     from openyolox.config import canonical_name, check_image_size
     from openyolox.errors import ConfigError
     from openyolox.export import export_and_verify
-    from openyolox.export.verify import describe
 
     check_weights(args.weights)
     if args.model and not Path(args.model).exists():
@@ -73,15 +73,25 @@ def run(args: argparse.Namespace) -> int:
         dynamic=args.dynamic, half=args.half, decode=args.decode, nms=args.nms, conf=args.conf, iou=args.iou,
         class_agnostic=args.class_agnostic, max_det=args.max_det, opset=args.opset, simplify=not args.no_simplify,
         exporter="torchscript" if args.legacy_exporter else "dynamo", verify=not args.no_verify)
-    if report is not None:
-        print(f"checked with {report['backend']} against PyTorch: {describe(report)}: "
-              f"{'OK' if report['ok'] else 'MISMATCH'}", file=sys.stderr)
-        if not report["ok"]:
-            print(f"error: the exported file does not match PyTorch ({path})", file=sys.stderr)
-            return 1
+    if not _checked(report, "checked", f"the exported file does not match PyTorch ({path})"):
+        return 1
     print(f"exported to {path}")
     return 0
 
+
+
+def _checked(report: Optional[dict], what: str, error: str) -> bool:
+    """Print the export check's verdict (``report`` of export.verify; None: not checked) and,
+    on a mismatch, ``error``; -> False on a mismatch."""
+    from openyolox.export.verify import describe
+
+    if report is None:
+        return True
+    print(f"{what} with {report['backend']} against PyTorch: {describe(report)}: "
+          f"{'OK' if report['ok'] else 'MISMATCH'}", file=sys.stderr)
+    if not report["ok"]:
+        print(f"error: {error}", file=sys.stderr)
+    return bool(report["ok"])
 
 def _run_int8(args: argparse.Namespace, imgsz) -> int:
     """FP32 file (checked against PyTorch), its INT8 version, and the AP each scores on the
@@ -92,7 +102,6 @@ def _run_int8(args: argparse.Namespace, imgsz) -> int:
     from openyolox.evaluation.validate import compare_accuracy
     from openyolox.export import check_int8_options, export_and_verify
     from openyolox.export.int8 import copy_result, int8_output, quantize
-    from openyolox.export.verify import describe
     from openyolox.inference.backends import load_backend
 
     if not args.int8:
@@ -106,12 +115,8 @@ def _run_int8(args: argparse.Namespace, imgsz) -> int:
             args.model, weights=args.weights, format=args.format, out=fp32, imgsz=imgsz, batch=args.batch,
             dynamic=args.dynamic, decode=args.decode, opset=args.opset, simplify=not args.no_simplify,
             exporter="torchscript" if args.legacy_exporter else "dynamo", verify=not args.no_verify)
-        if report is not None:
-            print(f"FP32 graph checked with {report['backend']} against PyTorch: {describe(report)}: "
-                  f"{'OK' if report['ok'] else 'MISMATCH'}", file=sys.stderr)
-            if not report["ok"]:
-                print("error: the FP32 graph does not match PyTorch; nothing quantized", file=sys.stderr)
-                return 1
+        if not _checked(report, "FP32 graph checked", "the FP32 graph does not match PyTorch; nothing quantized"):
+            return 1
         print(f"quantizing to INT8 with {args.calib_images} calibration images from {args.data} ...",
               file=sys.stderr, flush=True)
         int8 = quantize(fp32, Path(tmp) / ("int8.onnx" if args.format == "onnx" else "int8_openvino"), args.data,
